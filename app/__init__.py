@@ -1,0 +1,1 @@
+"""QuickAnalysis served entry points: dashboard app, REST handlers, server/CLI, settings."""

@@ -1,0 +1,637 @@
+"""The REST API, served by the dashboard's Panel/Tornado server.
+
+Photon Ranch's web app calls these endpoints with the original service's
+request and response shapes; :func:`api_patterns` returns the Tornado routes
+that ``app.server.serve`` passes to ``pn.serve(extra_patterns=...)``.
+
+Every answer is JSON (except the PNG of /lineprofiledisplay when asked for):
+client mistakes answer 400, a missing frame 404, and only a bug 500, each as
+``{"success": false, "message": ...}``. Frame reads, decodes and the numpy
+core run in a thread pool so the dashboard's websocket never waits on them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import functools
+import io
+import json
+import logging
+import math
+import threading
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import tornado.httputil
+import tornado.ioloop
+import tornado.web
+from pydantic import ValidationError
+
+from app.api_docs import openapi_document, render_docs_html
+from app.api_models import (
+    HeaderQuery,
+    HistogramRequest,
+    ImagesQuery,
+    LineProfileDisplayRequest,
+    LineProfileRequest,
+    StatisticsRequest,
+    validation_message,
+)
+from app.settings import get_settings
+from components.core import histogram_clipped, line_profile, statistics, subregion
+from components.errors import ImageNotFound, InvalidRequest, QuickAnalysisError
+
+__all__ = [
+    "api_patterns",
+    "ApiHandler",
+    "LineProfileHandler",
+    "StatisticsHandler",
+    "HistogramHandler",
+    "LineProfileDisplayHandler",
+    "ImagesHandler",
+    "HeaderHandler",
+    "HealthHandler",
+    "OpenApiHandler",
+    "DocsHandler",
+    "to_jsonable",
+    "dumps",
+    "render_line_profile_png",
+]
+
+log = logging.getLogger("quickanalysis.api")
+
+#: Keys of /statistics ``stats``, in the original's order.
+STAT_FIELDS = ("median", "mean", "mode", "min", "max", "std", "median_abs_deviation")
+#: Deepest nesting accepted in a JSON body (deeper bodies are refused, never echoed).
+MAX_JSON_DEPTH = 32
+#: Longer side, in pixels, of the frame drawn by /lineprofiledisplay.
+PLOT_MAX_SIDE = 1200
+
+# matplotlib's font cache and text layout are not documented as thread-safe;
+# plots are rendered one at a time (each takes a fraction of a second).
+_plot_lock = threading.Lock()
+
+
+# ------------------------------------------------------------------ JSON
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types: numpy scalars/arrays unwrapped, NaN and inf as None."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, dict):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    return str(value)
+
+
+def dumps(payload: Any) -> str:
+    """Strict JSON text: NaN/inf become null first, and ``allow_nan=False`` proves none is left."""
+    return json.dumps(to_jsonable(payload), allow_nan=False, separators=(",", ":"))
+
+
+def _finite_list(values: np.ndarray) -> list:
+    """Float samples as a list with NaN/inf replaced by None (fast path for long profiles)."""
+    values = np.asarray(values, dtype=np.float64)
+    if np.isfinite(values).all():
+        return values.tolist()
+    return [item if math.isfinite(item) else None for item in values.tolist()]
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        # json.loads turns 1e999 into inf, which could never be echoed back as JSON.
+        raise ValueError(f"number {text[:32]} is out of range")
+    return number
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def parse_json_object(raw: bytes | str) -> dict:
+    """Parse a request body that must be a JSON object; raise InvalidRequest otherwise."""
+    if not raw or not raw.strip():
+        raise InvalidRequest("request body is empty: expected a JSON object")
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise InvalidRequest("invalid JSON: nested too deeply") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, huge integers
+        raise InvalidRequest(f"invalid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"request body must be a JSON object, got {type(value).__name__}")
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+# ------------------------------------------------------------------ frames
+
+
+def _store():
+    # Imported lazily so importing app.api (e.g. to build /openapi.json) needs no source.
+    from app.state import get_store
+
+    return get_store()
+
+
+def load_frame(s3_directory: str, full_filename: str):
+    """The decoded frame (through the shared cache); ImageNotFound carries the original's message."""
+    store = _store()
+    try:
+        key = store.key_for(s3_directory, full_filename)
+        return store.load(key)
+    except ImageNotFound:
+        raise ImageNotFound(f"Image does not exist: {s3_directory}/{full_filename}.") from None
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return value.astimezone(_dt.timezone.utc).isoformat()
+    if isinstance(value, (int, float)):
+        return _dt.datetime.fromtimestamp(value, _dt.timezone.utc).isoformat()
+    return str(value)
+
+
+def _modified_sort_key(value: Any) -> float:
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return value.timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    return 0.0
+
+
+def list_images(s3_directory: str | None, limit: int) -> list[dict]:
+    """Frames of one allowed folder (or all of them), newest first."""
+    allowed = list(get_settings().s3_directories)
+    if s3_directory is not None and s3_directory not in allowed:
+        # Worded like components.sources.frame_key's refusal of the other endpoints.
+        raise InvalidRequest(f"Unknown s3_directory {s3_directory!r}; allowed: {', '.join(allowed)}")
+    store = _store()
+    frames = []
+    for directory in [s3_directory] if s3_directory is not None else allowed:
+        try:
+            infos = store.list_frames(directory)
+        except ImageNotFound:
+            infos = []  # a folder nobody has written to yet is simply empty
+        prefix = directory + "/"
+        for info in infos:
+            name = info.key[len(prefix):] if info.key.startswith(prefix) else info.name
+            frames.append((info, directory, name))
+    # Merging folders: newest first, ties by key like components.sources.newest_first.
+    frames.sort(key=lambda item: (_modified_sort_key(item[0].modified), item[0].key), reverse=True)
+    return [
+        {
+            "full_filename": name,
+            "s3_directory": directory,
+            "size": int(info.size),
+            "modified": _iso(info.modified),
+        }
+        for info, directory, name in frames[:limit]
+    ]
+
+
+def header_payload(query: HeaderQuery) -> dict:
+    """The FITS header of the HDU a frame's image came from, as cards and as a dict."""
+    image = load_frame(query.s3_directory, query.full_filename)
+    cards, header = [], {}
+    with warnings.catch_warnings():
+        # Real headers carry non-standard cards; astropy warns but still parses them.
+        warnings.simplefilter("ignore")
+        for card in image.header.cards:
+            keyword = str(card.keyword)
+            try:
+                value = card.value
+            except Exception:  # an unparsable card: show its raw text instead
+                value = str(card.image)
+            value = _card_value(value)
+            cards.append({"keyword": keyword, "value": value, "comment": str(card.comment or "")})
+            if keyword in ("COMMENT", "HISTORY"):
+                header.setdefault(keyword, []).append("" if value is None else str(value))
+            elif keyword:
+                header[keyword] = value
+    return {
+        "success": True,
+        "full_filename": query.full_filename,
+        "s3_directory": query.s3_directory,
+        "hdu": int(image.hdu),
+        "shape": [int(n) for n in np.shape(image.data)],
+        "header": header,
+        "cards": cards,
+    }
+
+
+def _card_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating, str)):
+        return to_jsonable(value)
+    return str(value) if type(value).__name__ != "Undefined" else None
+
+
+# ------------------------------------------------------------------ plot
+
+
+def _stride(shape: tuple[int, int], max_side: int = PLOT_MAX_SIDE) -> int:
+    return max(1, math.ceil(max(shape) / max_side))
+
+
+def _zscale_limits(pixels: np.ndarray) -> tuple[float, float]:
+    from astropy.visualization import ZScaleInterval
+
+    finite = pixels[np.isfinite(pixels)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    try:
+        low, high = ZScaleInterval().get_limits(finite)
+    except Exception:  # zscale's fit can fail on degenerate data: fall back to min/max
+        low, high = float(finite.min()), float(finite.max())
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        low, high = float(finite.min()), float(finite.max())
+        if low >= high:
+            low, high = low - 0.5, high + 0.5
+    return float(low), float(high)
+
+
+def render_line_profile_png(data: np.ndarray, start, end, title: str = "") -> bytes:
+    """PNG of the frame (zscale, downsampled to <= 1200 px) with the line, and the profile below."""
+    from matplotlib.figure import Figure  # lazy: matplotlib costs ~0.5 s to import
+
+    profile = line_profile(data, start, end)
+    height, width = data.shape
+    step = _stride(data.shape)
+    small = np.asarray(data[::step, ::step], dtype=np.float32)
+    low, high = _zscale_limits(small)
+    x0, y0 = start[0] * (width - 1), start[1] * (height - 1)
+    x1, y1 = end[0] * (width - 1), end[1] * (height - 1)
+    with _plot_lock:
+        figure = Figure(figsize=(8, 9), dpi=100, layout="constrained")
+        top, bottom = figure.subplots(2, 1, height_ratios=[3, 1])
+        # The extent keeps full-resolution pixel axes even when the image is strided.
+        top.imshow(
+            small, cmap="gray", vmin=low, vmax=high, origin="upper", interpolation="nearest",
+            extent=(-0.5, width - 0.5, height - 0.5, -0.5),
+        )
+        top.plot([x0, x1], [y0, y1], color="red", linewidth=1.5)
+        top.plot([x0], [y0], marker="o", color="lime", markersize=6)
+        top.plot([x1], [y1], marker="s", color="red", markersize=6)
+        top.set_xlim(-0.5, width - 0.5)
+        top.set_ylim(height - 0.5, -0.5)
+        top.set_title(title or "line profile", fontsize=10)
+        top.set_xlabel("x (pixel)")
+        top.set_ylabel("y (pixel)")
+        bottom.plot(profile.distance, profile.values, color="tab:blue", linewidth=1)
+        bottom.set_xlabel("distance along the line (pixels)")
+        bottom.set_ylabel("value")
+        bottom.grid(True, alpha=0.3)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _prefers_png(accept: str) -> bool:
+    """Whether an Accept header ranks image/png above application/json (``*/*`` counts for neither)."""
+    png, json_ = 0.0, 0.0
+    for part in accept.split(","):
+        media, _, parameters = part.partition(";")
+        media = media.strip().lower()
+        quality = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if not math.isfinite(quality):
+            quality = 0.0
+        if media in ("image/png", "image/*"):
+            png = max(png, quality)
+        elif media in ("application/json", "application/*"):
+            json_ = max(json_, quality)
+    return png > json_
+
+
+# ------------------------------------------------------------------ handlers
+
+
+def _endpoint(method: Callable) -> Callable:
+    """Answer every exception raised by a handler method as JSON with the right status."""
+
+    @functools.wraps(method)
+    async def wrapper(self: "ApiHandler", *args, **kwargs):
+        try:
+            await method(self, *args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - every error must become JSON
+            self.fail(error)
+
+    return wrapper
+
+
+class ApiHandler(tornado.web.RequestHandler):
+    """Base of the API handlers: CORS, JSON bodies and answers, error mapping."""
+
+    #: Methods announced in the CORS preflight answer.
+    cors_methods: tuple[str, ...] = ("GET",)
+
+    def set_default_headers(self) -> None:
+        # Called again by send_error after clear(), so errors carry CORS headers too.
+        origins = get_settings().cors_origins
+        origin = self.request.headers.get("Origin")
+        if "*" in origins:
+            self.set_header("Access-Control-Allow-Origin", "*")
+        elif origin and origin in origins:
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.add_header("Vary", "Origin")
+
+    def check_xsrf_cookie(self) -> None:
+        # The API authenticates nobody through cookies, and other sites' pages
+        # are meant to call it (CORS decides which may read the answers).
+        return None
+
+    def options(self, *args, **kwargs) -> None:
+        """CORS preflight."""
+        self.set_header("Access-Control-Allow-Methods", ", ".join((*self.cors_methods, "OPTIONS")))
+        requested = self.request.headers.get("Access-Control-Request-Headers")
+        self.set_header("Access-Control-Allow-Headers", requested or "Content-Type")
+        self.set_header("Access-Control-Max-Age", "86400")
+        self.set_status(204)
+        self.finish()
+
+    # -- input
+
+    def json_body(self) -> dict:
+        """The body as a JSON object (or the original's form field ``data`` holding one)."""
+        try:
+            return parse_json_object(self.request.body)
+        except InvalidRequest:
+            # The original's docs show `curl -F 'data={...}'`: accept that form too.
+            form = self.request.body_arguments.get("data")
+            if form:
+                return parse_json_object(form[-1])
+            raise
+
+    def query(self) -> dict[str, str]:
+        """Query parameters, last value wins (tornado answers 400 on invalid UTF-8)."""
+        return {name: self.get_query_argument(name) for name in self.request.query_arguments}
+
+    async def compute(self, function: Callable, *args) -> Any:
+        """Run CPU-bound work (reads, decodes, numpy) off the IOLoop."""
+        return await tornado.ioloop.IOLoop.current().run_in_executor(
+            None, functools.partial(function, *args)
+        )
+
+    # -- output
+
+    def send_json(self, payload: Any, status: int = 200) -> None:
+        text = dumps(payload)
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(text)
+
+    def fail(self, error: BaseException) -> None:
+        """Answer ``error``: its status for QuickAnalysisError, 400 for validation, else 500."""
+        if self._finished:
+            return
+        if isinstance(error, QuickAnalysisError):
+            status, message = error.status, str(error)
+        elif isinstance(error, ValidationError):
+            status, message = 400, validation_message(error)
+        elif isinstance(error, tornado.web.HTTPError):
+            status, message = error.status_code, _http_error_message(error)
+        elif _is_storage_error(error):
+            status, message = 502, f"storage error: {error}"
+            log.warning("storage error on %s %s: %s", self.request.method, self.request.uri, error)
+        else:
+            status, message = 500, f"internal error: {type(error).__name__}: {error}"
+            log.error(
+                "bug answering %s %s", self.request.method, self.request.uri,
+                exc_info=(type(error), error, error.__traceback__),
+            )
+        self.clear()
+        self.send_json({"success": False, "message": message}, status)
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        # Errors tornado raises itself (405 for an unsupported method, 400 for a
+        # malformed request) are answered as JSON too.
+        message = self._reason
+        exc_info = kwargs.get("exc_info")
+        if exc_info and isinstance(exc_info[1], tornado.web.HTTPError):
+            message = _http_error_message(exc_info[1]) or message
+        elif status_code >= 500 and exc_info:
+            message = f"internal error: {exc_info[0].__name__}: {exc_info[1]}"
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps({"success": False, "message": message}))
+
+
+def _http_error_message(error: tornado.web.HTTPError) -> str:
+    if error.log_message:
+        return error.log_message % error.args if error.args else error.log_message
+    return error.reason or tornado.httputil.responses.get(error.status_code, "error")
+
+
+def _is_storage_error(error: BaseException) -> bool:
+    # S3 being unreachable is neither the client's mistake nor a bug: 502.
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        return False
+    return isinstance(error, (BotoCoreError, ClientError))
+
+
+class HealthHandler(ApiHandler):
+    """GET /health: answers while the server is up, touching nothing else."""
+
+    async def get(self) -> None:
+        self.send_json({"success": True, "status": "ok"})
+
+
+class LineProfileHandler(ApiHandler):
+    """POST /lineprofile."""
+
+    cors_methods = ("POST",)
+
+    @_endpoint
+    async def post(self) -> None:
+        request = LineProfileRequest.model_validate(self.json_body())
+        self.send_json(await self.compute(self._profile, request))
+
+    @staticmethod
+    def _profile(request: LineProfileRequest) -> dict:
+        image = load_frame(request.s3_directory, request.full_filename)
+        start = (request.start.x, request.start.y)
+        end = (request.end.x, request.end.y)
+        profile = line_profile(image.data, start, end)
+        return {
+            "success": True,
+            "data": _finite_list(profile.values),
+            "start": list(start),
+            "end": list(end),
+        }
+
+
+def _region(request: StatisticsRequest) -> np.ndarray:
+    image = load_frame(request.s3_directory, request.full_filename)
+    if request.subregion is None:
+        return image.data
+    return subregion(image.data, *request.subregion.corners)
+
+
+class StatisticsHandler(ApiHandler):
+    """POST /statistics."""
+
+    cors_methods = ("POST",)
+
+    @_endpoint
+    async def post(self) -> None:
+        body = self.json_body()
+        request = StatisticsRequest.model_validate(body)
+        stats = await self.compute(lambda: statistics(_region(request)))
+        self.send_json(
+            {"success": True, "stats": {key: stats[key] for key in STAT_FIELDS}, "params": body}
+        )
+
+
+class HistogramHandler(ApiHandler):
+    """POST /histogram-clipped."""
+
+    cors_methods = ("POST",)
+
+    @_endpoint
+    async def post(self) -> None:
+        body = self.json_body()
+        request = HistogramRequest.model_validate(body)
+        result = await self.compute(
+            lambda: histogram_clipped(_region(request), request.clip_percent)
+        )
+        histogram = {"edges": result["edges"], "counts": result["counts"], "stats": result["stats"]}
+        self.send_json({"success": True, "histogram": histogram, "params": body})
+
+
+class LineProfileDisplayHandler(ApiHandler):
+    """GET (query) or POST (JSON) /lineprofiledisplay: the line drawn on the frame, as PNG."""
+
+    cors_methods = ("GET", "POST")
+
+    @_endpoint
+    async def get(self) -> None:
+        await self._answer(self.query())
+
+    @_endpoint
+    async def post(self) -> None:
+        # format may come in the query string of a POST too.
+        body = self.json_body()
+        if "format" not in body and "format" in self.request.query_arguments:
+            body = {**body, "format": self.get_query_argument("format")}
+        await self._answer(body)
+
+    async def _answer(self, fields: dict) -> None:
+        request = LineProfileDisplayRequest.model_validate(fields)
+        png = await self.compute(self._render, request)
+        wants_png = request.format == "png" or (
+            request.format is None and _prefers_png(self.request.headers.get("Accept", ""))
+        )
+        if wants_png:
+            self.set_header("Content-Type", "image/png")
+            self.finish(png)
+        else:
+            encoded = base64.b64encode(png).decode("ascii")
+            self.send_json({"success": True, "image": f"data:image/png;base64,{encoded}"})
+
+    @staticmethod
+    def _render(request: LineProfileDisplayRequest) -> bytes:
+        image = load_frame(request.s3_directory, request.filename)
+        title = f"{request.s3_directory}/{request.filename}"
+        return render_line_profile_png(
+            image.data, (request.x0, request.y0), (request.x1, request.y1), title
+        )
+
+
+class ImagesHandler(ApiHandler):
+    """GET /images: frames newest first."""
+
+    @_endpoint
+    async def get(self) -> None:
+        query = ImagesQuery.model_validate(self.query())
+        images = await self.compute(list_images, query.s3_directory, query.limit)
+        self.send_json({"success": True, "images": images})
+
+
+class HeaderHandler(ApiHandler):
+    """GET /header: the FITS header of a frame."""
+
+    @_endpoint
+    async def get(self) -> None:
+        query = HeaderQuery.model_validate(self.query())
+        self.send_json(await self.compute(header_payload, query))
+
+
+def _base_url(handler: tornado.web.RequestHandler) -> str:
+    return f"{handler.request.protocol}://{handler.request.host}"
+
+
+class OpenApiHandler(ApiHandler):
+    """GET /openapi.json: the OpenAPI 3.1 document built from the request/response models."""
+
+    @_endpoint
+    async def get(self) -> None:
+        self.send_json(openapi_document(_base_url(self)))
+
+
+class DocsHandler(ApiHandler):
+    """GET /docs: the OpenAPI document as a self-contained HTML page (no external scripts)."""
+
+    @_endpoint
+    async def get(self) -> None:
+        html = render_docs_html(openapi_document(_base_url(self)))
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        # Nothing on the page may load from elsewhere; the CSP makes that a rule.
+        self.set_header(
+            "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+        )
+        self.finish(html)
+
+
+def api_patterns() -> list[tuple]:
+    """Tornado routes of the REST API (a trailing slash is tolerated)."""
+    return [
+        (r"/health/?", HealthHandler),
+        (r"/lineprofile/?", LineProfileHandler),
+        (r"/statistics/?", StatisticsHandler),
+        (r"/histogram-clipped/?", HistogramHandler),
+        (r"/lineprofiledisplay/?", LineProfileDisplayHandler),
+        (r"/images/?", ImagesHandler),
+        (r"/header/?", HeaderHandler),
+        (r"/openapi\.json", OpenApiHandler),
+        (r"/docs/?", DocsHandler),
+    ]

@@ -1,0 +1,91 @@
+"""Server settings, read from ``QA_*`` environment variables (or CLI flags).
+
+Every field here is listed with its default in README.md.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+__all__ = ["Settings", "get_settings", "set_settings"]
+
+
+def _split_csv(value):
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All settings of a QuickAnalysis server process."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    root: Path = Field(
+        default=Path("frames"),
+        description="Local folder of frames (the embedded default source).",
+    )
+    port: int = Field(default=5006, description="HTTP port of the dashboard and API.")
+    address: str = Field(default="localhost", description="Address the server binds to.")
+    allow_websocket_origin: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra host[:port] origins allowed to open the dashboard (iframe embedding).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"], description="Origins allowed by the REST API (CORS)."
+    )
+    demo: bool = Field(
+        default=True, description="Run the built-in simulated camera writing into <root>/data/sim."
+    )
+    demo_interval: float = Field(default=5.0, description="Seconds between simulated frames.")
+    demo_max_frames: int = Field(
+        default=720, description="The simulated camera stops after this many frames."
+    )
+    s3_bucket: str | None = Field(default=None, description="Read frames from this S3 bucket instead of root.")
+    s3_region: str | None = Field(default=None, description="AWS region of the bucket.")
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket.")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, moto_server...)."
+    )
+    s3_directories: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["data", "info-images", "allsky"],
+        description="Allowed values of s3_directory in API requests.",
+    )
+    cache_bytes: int = Field(
+        default=2 * 1024**3, description="Size bound of the decoded-image cache, in bytes."
+    )
+    saturation_level: float | None = Field(
+        default=None,
+        description="Saturation level when the header has no SATURATE keyword (default: dtype max).",
+    )
+    pixel_scale: float | None = Field(
+        default=None, description="Arcsec per pixel when neither WCS nor header gives one."
+    )
+
+    @field_validator("allow_websocket_origin", "cors_origins", "s3_directories", mode="before")
+    @classmethod
+    def _csv(cls, value):
+        return _split_csv(value)
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The settings of this process (from the environment unless set by the CLI)."""
+    global _current
+    if _current is None:
+        _current = Settings()
+    return _current
+
+
+def set_settings(settings: Settings) -> Settings:
+    """Install ``settings`` as this process's settings (used by the CLI and tests)."""
+    global _current
+    _current = settings
+    return settings

@@ -1,0 +1,16 @@
+"""Pure numpy/astropy analysis shared by the dashboard and the REST API.
+
+Nothing here imports Panel or Bokeh, and nothing knows where an image came from.
+"""
+
+from components.core.geometry import LineProfile, line_profile, relative_to_pixel, subregion
+from components.core.stats import histogram_clipped, statistics
+
+__all__ = [
+    "LineProfile",
+    "line_profile",
+    "relative_to_pixel",
+    "subregion",
+    "statistics",
+    "histogram_clipped",
+]
