@@ -66,6 +66,43 @@ class Settings(BaseSettings):
     pixel_scale: float | None = Field(
         default=None, description="Arcsec per pixel when neither WCS nor header gives one."
     )
+    quality: bool = Field(
+        default=True, description="Measure the quality of every new frame in the background."
+    )
+    history_db: Path | None = Field(
+        default=None,
+        description="SQLite file of the quality history (default <root>/.quickanalysis/quality.sqlite3).",
+    )
+    fwhm_warn_arcsec: float = Field(default=2.5, description="FWHM verdict 'warn' from here (arcsec).")
+    fwhm_bad_arcsec: float = Field(default=4.0, description="FWHM verdict 'bad' from here (arcsec).")
+    fwhm_warn_px: float = Field(default=5.0, description="FWHM 'warn' (pixels) when no pixel scale is known.")
+    fwhm_bad_px: float = Field(default=8.0, description="FWHM 'bad' (pixels) when no pixel scale is known.")
+    elongation_warn: float = Field(default=1.3, description="Elongation (a/b) verdict 'warn' from here.")
+    elongation_bad: float = Field(default=1.6, description="Elongation (a/b) verdict 'bad' from here.")
+    saturated_warn: float = Field(default=1e-4, description="Saturated-pixel fraction 'warn' from here.")
+    saturated_bad: float = Field(default=1e-3, description="Saturated-pixel fraction 'bad' from here.")
+    stars_warn: int = Field(default=25, description="Star count verdict 'warn' at or below this.")
+    stars_bad: int = Field(default=5, description="Star count verdict 'bad' at or below this.")
+
+    def thresholds(self):
+        """The quality verdict limits of these settings."""
+        from components.core.quality import QualityThresholds
+
+        return QualityThresholds(
+            fwhm_arcsec_warn=self.fwhm_warn_arcsec,
+            fwhm_arcsec_bad=self.fwhm_bad_arcsec,
+            fwhm_px_warn=self.fwhm_warn_px,
+            fwhm_px_bad=self.fwhm_bad_px,
+            elongation_warn=self.elongation_warn,
+            elongation_bad=self.elongation_bad,
+            saturated_fraction_warn=self.saturated_warn,
+            saturated_fraction_bad=self.saturated_bad,
+            star_count_warn=self.stars_warn,
+            star_count_bad=self.stars_bad,
+        )
+
+    def history_path(self) -> Path:
+        return self.history_db or (self.root / ".quickanalysis" / "quality.sqlite3")
 
     @field_validator("allow_websocket_origin", "cors_origins", "s3_directories", mode="before")
     @classmethod
