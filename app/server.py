@@ -34,10 +34,12 @@ def serve(settings: Settings, show: bool = False) -> None:
     set_settings(settings)
     from app.api import api_patterns
     from app.main import create_app
-    from app.state import get_store
+    from app.state import get_quality_service, get_store
 
     settings.root.mkdir(parents=True, exist_ok=True)
     get_store()
+    if settings.quality:
+        get_quality_service()
     camera = None
     if settings.demo and not settings.s3_bucket:
         from components.sources.camera import SimulatedCamera

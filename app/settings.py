@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["*"], description="Origins allowed by the REST API (CORS)."
     )
     demo: bool = Field(
-        default=True, description="Run the built-in simulated camera writing into <root>/data/sim."
+        default=True, description="Run the built-in simulated camera writing into <root>/data."
     )
     demo_interval: float = Field(default=5.0, description="Seconds between simulated frames.")
     demo_max_frames: int = Field(

@@ -361,12 +361,6 @@ def star_field(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     oversample = max(1, int(oversample))
 
-    # Cloud scatters moon/city light: a brighter, lumpy, sloped sky.
-    sky = background * (1.0 + 2.0 * cloud)
-    model = np.full((height, width), sky, dtype=np.float32)
-    if cloud > 0:
-        model *= _cloud_pattern((height, width), rng)
-
     # Peak heights: N(>p) ~ p**-0.7 between ~5 sigma of the sky noise and
     # half the headroom under saturation (clear-sky values, dimmed below).
     sky_noise = math.sqrt(max(background, 0.0) + read_noise**2) if noise else 1.0
@@ -380,6 +374,12 @@ def star_field(
     n = len(peaks)
     xs = rng.uniform(0.0, width - 1.0, n)
     ys = rng.uniform(0.0, height - 1.0, n)
+    # Stars are drawn first: one seed gives the same field, clear or cloudy.
+    # Cloud scatters moon/city light: a brighter, lumpy, sloped sky.
+    sky = background * (1.0 + 2.0 * cloud)
+    model = np.full((height, width), sky, dtype=np.float32)
+    if cloud > 0:
+        model *= _cloud_pattern((height, width), rng)
     per_flux = _peak_per_flux(fwhm, psf, beta, elongation, angle, oversample)
     fluxes = peaks / per_flux * (1.0 - cloud)
     central = _render_stars(model, xs, ys, fluxes, fwhm, psf, beta, elongation, angle, oversample)
