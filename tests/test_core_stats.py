@@ -267,3 +267,12 @@ def test_histogram_is_always_well_formed(array, clip):
     assert all(math.isfinite(v) for v in histogram["edges"])
     assert all(math.isfinite(v) for v in histogram["stats"].values())
     assert np.all(np.diff(histogram["edges"]) > 0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_clip_between_two_values_keeps_the_bracketing_pixels(dtype):
+    # The 49th and 51st percentiles of [0, 0, 3, 3] fall between the pixels.
+    histogram = histogram_clipped(np.array([[0, 0, 3, 3]], dtype=dtype), 0.49)
+    assert sum(histogram["counts"]) == 4
+    assert histogram["stats"]["min"] == 0 and histogram["stats"]["max"] == 3
+    assert histogram["stats"]["median"] == 1.5

@@ -209,6 +209,14 @@ def _median_of(at_ranks, count: int) -> float:
     return float((middle[0] + middle[1]) / 2)
 
 
+def _bracketing_values(at_ranks, count: int, clip: float) -> tuple[float, float]:
+    """The pixel values just outside the ``clip`` and ``1 - clip`` percentiles."""
+    positions = np.array([clip, 1 - clip]) * (count - 1)
+    ranks = np.array([math.floor(positions[0]), math.ceil(positions[1])])
+    low, high = at_ranks(ranks)
+    return float(low), float(high)
+
+
 def _percentiles_of(at_ranks, count: int, fractions) -> np.ndarray:
     """Percentiles with numpy's default linear interpolation between ranks."""
     positions = np.asarray(fractions, dtype=np.float64) * (count - 1)
@@ -358,7 +366,13 @@ def histogram_clipped(array: npt.ArrayLike, clip_percent: float | None = 0.001) 
                 return empty
             if clip > 0:
                 low, high = dist.percentiles([clip, 1 - clip])
-                dist = dist.clip(math.floor(low), math.ceil(high))
+                clipped = dist.clip(math.floor(low), math.ceil(high))
+                if clipped.count == 0:
+                    # No pixel between the percentiles: widen to the pixel
+                    # values that bracket them.
+                    low, high = _bracketing_values(dist.at_ranks, dist.count, clip)
+                    clipped = dist.clip(int(low), int(high))
+                dist = clipped
             edges, counts = dist.histogram()
             return {
                 "edges": edges,
@@ -389,6 +403,11 @@ def histogram_clipped(array: npt.ArrayLike, clip_percent: float | None = 0.001) 
     expected = frame.count if clip == 0 else max(1, round(frame.count * (1 - 2 * clip)))
     nbins = 1 if low == high else int(min(MAX_BINS, max(1, math.ceil(math.sqrt(expected)))))
     clipped = _FloatDistribution(image, low, high, nbins=nbins, shift=frame.mean_value)
+    if clipped.count == 0:
+        # No pixel between the percentiles: widen to the values that bracket them.
+        low, high = minimum, maximum = float(values[0]), float(values[3])
+        nbins = 1 if low == high else 2
+        clipped = _FloatDistribution(image, low, high, nbins=nbins, shift=frame.mean_value)
     # A constant frame gets one bin around its value, wide enough to stay
     # distinct from the value in float64 however large it is.
     half = max(0.5, abs(low) * 2.0**-20)

@@ -105,7 +105,10 @@ class FrameStore:
         cache_key = (id(self.source), info.key, info.version, hdu)
 
         def loader() -> Image:
-            return load_image(self.source.read(info.key), hdu=hdu, name=info.key)
+            image = load_image(self.source.read(info.key), hdu=hdu, name=info.key)
+            # Every session and request shares this array: nobody may alter it.
+            image.data.setflags(write=False)
+            return image
 
         image = self.cache.get(cache_key, loader)
         with self._lock:
