@@ -55,6 +55,7 @@ __all__ = [
     "HealthHandler",
     "OpenApiHandler",
     "DocsHandler",
+    "json_endpoint",
     "to_jsonable",
     "dumps",
     "render_line_profile_png",
@@ -202,10 +203,9 @@ def list_images(s3_directory: str | None, limit: int) -> list[dict]:
     store = _store()
     frames = []
     for directory in [s3_directory] if s3_directory is not None else allowed:
-        try:
-            infos = store.list_frames(directory)
-        except ImageNotFound:
-            infos = []  # a folder nobody has written to yet is simply empty
+        # A folder nobody has written to is listed empty by the sources; their
+        # ImageNotFound (a missing bucket) is not swallowed here.
+        infos = store.list_frames(directory)
         prefix = directory + "/"
         for info in infos:
             name = info.key[len(prefix):] if info.key.startswith(prefix) else info.name
@@ -231,13 +231,12 @@ def header_payload(query: HeaderQuery) -> dict:
         # Real headers carry non-standard cards; astropy warns but still parses them.
         warnings.simplefilter("ignore")
         for card in image.header.cards:
-            keyword = str(card.keyword)
             try:
-                value = card.value
-            except Exception:  # an unparsable card: show its raw text instead
-                value = str(card.image)
-            value = _card_value(value)
-            cards.append({"keyword": keyword, "value": value, "comment": str(card.comment or "")})
+                keyword = str(card.keyword)
+                value, comment = _card_value(card.value), str(card.comment or "")
+            except Exception:  # a malformed card: show its raw 80 characters instead
+                keyword, value, comment = str(card.image[:8]).strip(), str(card.image[10:]).strip(), ""
+            cards.append({"keyword": keyword, "value": value, "comment": comment})
             if keyword in ("COMMENT", "HISTORY"):
                 header.setdefault(keyword, []).append("" if value is None else str(value))
             elif keyword:
@@ -345,7 +344,7 @@ def _prefers_png(accept: str) -> bool:
 # ------------------------------------------------------------------ handlers
 
 
-def _endpoint(method: Callable) -> Callable:
+def json_endpoint(method: Callable) -> Callable:
     """Answer every exception raised by a handler method as JSON with the right status."""
 
     @functools.wraps(method)
@@ -481,7 +480,7 @@ class LineProfileHandler(ApiHandler):
 
     cors_methods = ("POST",)
 
-    @_endpoint
+    @json_endpoint
     async def post(self) -> None:
         request = LineProfileRequest.model_validate(self.json_body())
         self.send_json(await self.compute(self._profile, request))
@@ -512,7 +511,7 @@ class StatisticsHandler(ApiHandler):
 
     cors_methods = ("POST",)
 
-    @_endpoint
+    @json_endpoint
     async def post(self) -> None:
         body = self.json_body()
         request = StatisticsRequest.model_validate(body)
@@ -527,7 +526,7 @@ class HistogramHandler(ApiHandler):
 
     cors_methods = ("POST",)
 
-    @_endpoint
+    @json_endpoint
     async def post(self) -> None:
         body = self.json_body()
         request = HistogramRequest.model_validate(body)
@@ -543,11 +542,11 @@ class LineProfileDisplayHandler(ApiHandler):
 
     cors_methods = ("GET", "POST")
 
-    @_endpoint
+    @json_endpoint
     async def get(self) -> None:
         await self._answer(self.query())
 
-    @_endpoint
+    @json_endpoint
     async def post(self) -> None:
         # format may come in the query string of a POST too.
         body = self.json_body()
@@ -580,7 +579,7 @@ class LineProfileDisplayHandler(ApiHandler):
 class ImagesHandler(ApiHandler):
     """GET /images: frames newest first."""
 
-    @_endpoint
+    @json_endpoint
     async def get(self) -> None:
         query = ImagesQuery.model_validate(self.query())
         images = await self.compute(list_images, query.s3_directory, query.limit)
@@ -590,7 +589,7 @@ class ImagesHandler(ApiHandler):
 class HeaderHandler(ApiHandler):
     """GET /header: the FITS header of a frame."""
 
-    @_endpoint
+    @json_endpoint
     async def get(self) -> None:
         query = HeaderQuery.model_validate(self.query())
         self.send_json(await self.compute(header_payload, query))
@@ -603,7 +602,7 @@ def _base_url(handler: tornado.web.RequestHandler) -> str:
 class OpenApiHandler(ApiHandler):
     """GET /openapi.json: the OpenAPI 3.1 document built from the request/response models."""
 
-    @_endpoint
+    @json_endpoint
     async def get(self) -> None:
         self.send_json(openapi_document(_base_url(self)))
 
@@ -611,7 +610,7 @@ class OpenApiHandler(ApiHandler):
 class DocsHandler(ApiHandler):
     """GET /docs: the OpenAPI document as a self-contained HTML page (no external scripts)."""
 
-    @_endpoint
+    @json_endpoint
     async def get(self) -> None:
         html = render_docs_html(openapi_document(_base_url(self)))
         self.set_header("Content-Type", "text/html; charset=UTF-8")

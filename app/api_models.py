@@ -340,8 +340,10 @@ def validation_message(error: ValidationError) -> str:
         if item["type"] == "missing":
             parts.append(f"{location}: missing field")
         elif item["type"] == "value_error":
-            # "Value error, must be ..." -> "must be ..."
-            parts.append(f"{location}: {message.removeprefix('Value error, ')} (got {_short(item['input'])})")
+            # "Value error, must be ..." -> "must be ..."; a whole object's input says nothing new.
+            message = message.removeprefix("Value error, ")
+            got = "" if isinstance(item["input"], (dict, list)) else f" (got {_short(item['input'])})"
+            parts.append(f"{location}: {message}{got}")
         else:
             parts.append(f"{location}: {message} (got {_short(item['input'])})")
     return "invalid request: " + "; ".join(parts)
