@@ -36,6 +36,8 @@ from app.api_models import (
     ImagesQuery,
     LineProfileDisplayRequest,
     LineProfileRequest,
+    QualityRequest,
+    SessionQualityQuery,
     StatisticsRequest,
     validation_message,
 )
@@ -53,6 +55,8 @@ __all__ = [
     "ImagesHandler",
     "HeaderHandler",
     "HealthHandler",
+    "QualityHandler",
+    "SessionQualityHandler",
     "OpenApiHandler",
     "DocsHandler",
     "json_endpoint",
@@ -595,6 +599,93 @@ class HeaderHandler(ApiHandler):
         self.send_json(await self.compute(header_payload, query))
 
 
+def _quality_service():
+    from app.state import get_quality_service
+
+    return get_quality_service()
+
+
+class QualityHandler(ApiHandler):
+    """POST /quality: quality metrics of a frame or a sub-region."""
+
+    cors_methods = ("POST",)
+
+    @json_endpoint
+    async def post(self) -> None:
+        body = self.json_body()
+        request = QualityRequest.model_validate(body)
+        result = await self.compute(self._measure, request)
+        self.send_json({"success": True, "quality": result, "params": body})
+
+    @staticmethod
+    def _measure(request: QualityRequest) -> dict:
+        # Reading the frame first gives the original's 404 message for a missing one.
+        load_frame(request.s3_directory, request.full_filename)
+        key = _store().key_for(request.s3_directory, request.full_filename)
+        region = request.subregion.corners if request.subregion is not None else None
+        result = dict(_quality_service().measure(key, region=region))
+        for internal in ("key", "version", "hdu"):
+            result.pop(internal, None)
+        return result
+
+
+#: Columns of GET /session/quality?format=csv, verdicts last.
+SESSION_CSV_COLUMNS = (
+    "key", "s3_directory", "full_filename", "observed", "background", "background_rms",
+    "saturated_fraction", "star_count", "fwhm_px", "fwhm_arcsec", "hfr_px", "elongation",
+    "pixel_scale", "verdict_fwhm", "verdict_elongation", "verdict_saturation",
+    "verdict_star_count", "verdict_background", "error",
+)
+
+
+def session_quality(directory: str | None) -> list[dict]:
+    """The recorded quality of the session's frames, in observing order."""
+    allowed = set(get_settings().s3_directories)
+    frames = []
+    for row in _quality_service().history.rows(directory):
+        folder, _, rest = row["key"].partition("/")
+        in_api = folder in allowed and rest
+        frames.append({
+            "key": row["key"],
+            "s3_directory": folder if in_api else None,
+            "full_filename": rest if in_api else row["key"],
+            "observed": _iso(row["observed"]),
+            **{name: row[name] for name in (
+                "background", "background_rms", "saturated_fraction", "star_count", "fwhm_px",
+                "fwhm_arcsec", "hfr_px", "elongation", "pixel_scale", "verdicts", "error")},
+        })
+    return frames
+
+
+def session_quality_csv(frames: list[dict]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SESSION_CSV_COLUMNS)
+    for frame in frames:
+        verdicts = frame["verdicts"] or {}
+        row = {**frame, **{f"verdict_{name}": value for name, value in verdicts.items()}}
+        writer.writerow(["" if row.get(column) is None else row[column] for column in SESSION_CSV_COLUMNS])
+    return out.getvalue()
+
+
+class SessionQualityHandler(ApiHandler):
+    """GET /session/quality: the session's quality history (JSON, or CSV with format=csv)."""
+
+    @json_endpoint
+    async def get(self) -> None:
+        query = SessionQualityQuery.model_validate(self.query())
+        frames = await self.compute(session_quality, query.s3_directory)
+        if query.format == "csv":
+            self.set_header("Content-Type", "text/csv; charset=UTF-8")
+            self.set_header("Content-Disposition", 'attachment; filename="session-quality.csv"')
+            self.finish(session_quality_csv(frames))
+            return
+        self.send_json({"success": True, "frames": frames})
+
+
 def _base_url(handler: tornado.web.RequestHandler) -> str:
     return f"{handler.request.protocol}://{handler.request.host}"
 
@@ -631,6 +722,8 @@ def api_patterns() -> list[tuple]:
         (r"/lineprofiledisplay/?", LineProfileDisplayHandler),
         (r"/images/?", ImagesHandler),
         (r"/header/?", HeaderHandler),
+        (r"/quality/?", QualityHandler),
+        (r"/session/quality/?", SessionQualityHandler),
         (r"/openapi\.json", OpenApiHandler),
         (r"/docs/?", DocsHandler),
     ]

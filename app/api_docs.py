@@ -30,6 +30,10 @@ from app.api_models import (
     LineProfileDisplayRequest,
     LineProfileRequest,
     LineProfileResponse,
+    QualityRequest,
+    QualityResponse,
+    SessionQualityQuery,
+    SessionQualityResponse,
     StatisticsRequest,
     StatisticsResponse,
 )
@@ -123,6 +127,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         f"curl '{BASE}/header?full_filename=frame.fits&s3_directory=data'",
         query=HeaderQuery,
         tags=("frames",),
+    ),
+    Endpoint(
+        "/quality", "post", "Quality of a frame",
+        "Sky background and noise, saturated fraction, star count, FWHM (pixels and arcsec), "
+        "half-flux radius and elongation of the frame or of a sub-region, each with a verdict, "
+        "and the detected stars.",
+        QualityResponse,
+        f"curl -X POST {BASE}/quality -H 'Content-Type: application/json' \\\n"
+        "  -d '{\"full_filename\": \"frame.fits\", \"s3_directory\": \"data\"}'",
+        body=QualityRequest,
+        tags=("quality",),
+    ),
+    Endpoint(
+        "/session/quality", "get", "Quality history of the session",
+        "The metrics recorded for every frame of the session, in observing order; CSV with format=csv.",
+        SessionQualityResponse,
+        f"curl '{BASE}/session/quality?s3_directory=data&format=csv'",
+        query=SessionQualityQuery,
+        errors=(400, 500),
+        tags=("quality",),
     ),
     Endpoint(
         "/health", "get", "Liveness",

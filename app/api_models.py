@@ -164,6 +164,19 @@ class HistogramRequest(StatisticsRequest):
     )
 
 
+class QualityRequest(StatisticsRequest):
+    """Body of POST /quality: the frame, and optionally a sub-region."""
+
+
+class SessionQualityQuery(_Request):
+    """Query of GET /session/quality."""
+
+    s3_directory: Name | None = Field(
+        default=None, description="Only frames under this folder; absent means every frame recorded."
+    )
+    format: Literal["json", "csv"] = Field(default="json", description="'csv' answers text/csv.")
+
+
 class LineProfileDisplayRequest(_Request):
     """Query of GET /lineprofiledisplay (or JSON body of POST): the line to draw on a frame."""
 
@@ -306,6 +319,81 @@ class HeaderResponse(BaseModel):
         description="Keyword -> value (COMMENT and HISTORY as lists of strings; the last card wins on repeats)."
     )
     cards: list[HeaderCard] = Field(description="Every card, in order.")
+
+
+class Verdicts(BaseModel):
+    """Verdict of each metric against the server's thresholds: ok, warn, bad or unknown."""
+
+    fwhm: str
+    elongation: str
+    saturation: str
+    star_count: str
+    background: str
+
+
+class Stars(BaseModel):
+    """Detected stars (up to 2000, brightest first), in frame pixels (x column, y row, 0 = top row)."""
+
+    x: list[float]
+    y: list[float]
+    flux: list[float]
+    a: list[float] = Field(description="Semi-major axis, pixels.")
+    b: list[float] = Field(description="Semi-minor axis, pixels.")
+
+
+class QualityMetrics(BaseModel):
+    """Quality of one frame (null where a metric cannot be measured)."""
+
+    background: float | None = Field(description="Sigma-clipped sky level, ADU.")
+    background_rms: float | None = Field(description="Sky noise, ADU.")
+    saturation_level: float | None = Field(description="Level counted as saturated (SATURATE, setting or dtype max).")
+    saturated_pixels: int
+    saturated_fraction: float
+    star_count: int
+    fwhm_px: float | None = Field(description="Median FWHM of Moffat fits to the brightest clean stars, pixels.")
+    fwhm_arcsec: float | None
+    hfr_px: float | None = Field(description="Median half-flux radius, pixels.")
+    elongation: float | None = Field(description="Median a/b of the stars (1 is round; trailing raises it).")
+    pixel_scale: float | None = Field(description="Arcsec per pixel (WCS, header or setting).")
+    stars_measured: int
+    verdicts: Verdicts
+    stars: Stars
+    observed: float | None = Field(default=None, description="DATE-OBS (or file time) as Unix seconds.")
+
+
+class QualityResponse(BaseModel):
+    """Answer of POST /quality."""
+
+    success: Literal[True]
+    quality: QualityMetrics
+    params: dict[str, Any] = Field(description="The request body, as received.")
+
+
+class RecordedQuality(BaseModel):
+    """One frame of the session's quality history."""
+
+    key: str
+    s3_directory: str | None = Field(description="The frame's folder as an API s3_directory (null if outside them).")
+    full_filename: str
+    observed: str = Field(description="DATE-OBS, or the file time, ISO 8601 UTC.")
+    background: float | None
+    background_rms: float | None
+    saturated_fraction: float | None
+    star_count: int | None
+    fwhm_px: float | None
+    fwhm_arcsec: float | None
+    hfr_px: float | None
+    elongation: float | None
+    pixel_scale: float | None
+    verdicts: dict[str, str] | None
+    error: str | None = Field(description="Why the frame could not be measured.")
+
+
+class SessionQualityResponse(BaseModel):
+    """Answer of GET /session/quality (JSON)."""
+
+    success: Literal[True]
+    frames: list[RecordedQuality] = Field(description="Frames in observing order.")
 
 
 class HealthResponse(BaseModel):
