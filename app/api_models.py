@@ -23,7 +23,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from typing_extensions import Annotated
+from typing import Annotated
 
 __all__ = [
     "Coordinate",
