@@ -1,0 +1,142 @@
+"""The dashboard application: ``create_app()`` builds one observer's session.
+
+``app/server.py`` serves ``{"/": create_app}`` beside the REST API; this file
+also runs on its own with ``panel serve app/main.py`` (then it starts the
+simulated camera once per process when ``QA_DEMO`` is on).
+
+Query parameters (for embedding, e.g. Photon Ranch's iframe):
+
+* ``image=<key>``: show that frame (a key relative to the root, or a file name
+  inside ``dir``); following then starts off unless ``follow=1``;
+* ``dir=<folder>``: list only that folder (and its subfolders);
+* ``follow=0|1``: switch to every new frame as it arrives (default 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import holoviews as hv
+import panel as pn
+
+from app.settings import get_settings
+from app.state import get_store
+from components.errors import QuickAnalysisError
+from components.sources.base import check_directory
+from components.views.layout import Dashboard
+from components.views.state import Session
+
+__all__ = ["create_app", "query_options"]
+
+log = logging.getLogger("quickanalysis")
+
+pn.extension(design="native", theme="dark", notifications=False)
+hv.extension("bokeh", logo=False)
+hv.renderer("bokeh").theme = "dark_minimal"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _argument(arguments: dict, name: str) -> str | None:
+    values = arguments.get(name) or []
+    if not values:
+        return None
+    value = values[-1]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    value = str(value).strip()
+    return value or None
+
+
+def query_options(arguments: dict, store=None) -> dict:
+    """Session parameters from the page's query arguments (``{name: [bytes]}``).
+
+    Returns keyword arguments of :class:`Session`, plus ``error`` when an
+    argument cannot be used (the page then says why and shows the rest).
+    """
+    options: dict = {}
+    errors = []
+    directory = _argument(arguments, "dir")
+    if directory is not None:
+        try:
+            options["directory"] = check_directory(directory)
+        except QuickAnalysisError as error:
+            errors.append(f"dir: {error}")
+    image = _argument(arguments, "image")
+    if image is not None:
+        key = image.strip("/")
+        folder = options.get("directory", "")
+        if folder and not key.startswith(folder + "/") and store is not None:
+            # A file name inside ``dir`` (the original's s3_directory/full_filename).
+            try:
+                store.info(key)
+            except QuickAnalysisError:
+                key = f"{folder}/{key}"
+        options["key"] = key
+        options["follow"] = False
+    follow = _argument(arguments, "follow")
+    if follow is not None:
+        if follow.lower() in _TRUE:
+            options["follow"] = True
+        elif follow.lower() in _FALSE:
+            options["follow"] = False
+        else:
+            errors.append(f"follow must be 0 or 1, got {follow!r}")
+    if errors:
+        options["error"] = "; ".join(errors)
+    return options
+
+
+def create_app():
+    """The dashboard of one session (a new browser tab gets a new one)."""
+    settings = get_settings()
+    store = get_store()
+    arguments = pn.state.session_args if pn.state.curdoc is not None else {}
+    options = query_options(arguments or {}, store)
+    session = Session(store=store, pixel_scale_fallback=settings.pixel_scale, **options)
+    dashboard = Dashboard(session=session)
+    dashboard.start()
+    layout = dashboard.__panel__()
+    layout.dashboard = dashboard  # keep the session's objects alive with the page
+    return layout
+
+
+_process_lock = threading.Lock()
+_process_started = False
+_camera = None
+
+
+def start_process_services() -> None:
+    """Once per process under ``panel serve app/main.py``: warm-up, and the demo camera.
+
+    (``app/server.py`` does the same for ``quickanalysis serve``.)
+    """
+    global _process_started, _camera
+    with _process_lock:
+        if _process_started:
+            return
+        _process_started = True
+        settings = get_settings()
+        if settings.demo and not settings.s3_bucket:
+            from components.sources.camera import SimulatedCamera
+
+            _camera = SimulatedCamera(
+                settings.root / "data",
+                interval=settings.demo_interval,
+                max_frames=settings.demo_max_frames,
+            )
+            _camera.start()
+        threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
+
+
+def _warm_up() -> None:
+    from app.warmup import warm_up
+
+    warm_up()
+
+
+if __name__.startswith("bokeh"):
+    start_process_services()
+    create_app().servable(title="QuickAnalysis")

@@ -1,0 +1,314 @@
+"""The dashboard: controls, the image, and the panes, for one session."""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import timezone
+
+import panel as pn
+import param
+
+from components.views import display
+from components.views.style import STYLESHEET
+from components.views.header import HeaderPane
+from components.views.histogram import HistogramPane
+from components.views.image import ImageView
+from components.views.profile import ProfilePane
+from components.views.state import Session
+from components.views.stats import StatisticsPane
+from components.views.summary import SummaryPane, frame_summary
+
+__all__ = ["Dashboard", "STYLESHEET", "frame_options", "directory_options"]
+
+log = logging.getLogger("quickanalysis.views")
+
+#: Most frames offered by the frame selector (the newest).
+MAX_FRAME_OPTIONS = 1000
+#: Milliseconds between two looks at the session's folder.
+POLL_PERIOD = 200
+# Looks at the folder between two listings of every folder.
+_DIRECTORY_EVERY = 25
+# Milliseconds a new-frame notice stays visible.
+NOTICE_MS = 5000
+
+_CARD_STYLES = {
+    "border": "1px solid rgba(127,127,127,0.25)",
+    "border-radius": "6px",
+    "padding": "4px 2px 6px 2px",
+    "margin": "0 0 8px 0",
+}
+
+
+def frame_options(frames, directory: str = "") -> dict:
+    """Select options (label -> key) of frames, newest first."""
+    options = {}
+    prefix = f"{directory}/" if directory else ""
+    for info in frames[:MAX_FRAME_OPTIONS]:
+        name = info.key[len(prefix):] if info.key.startswith(prefix) else info.key
+        when = info.modified.astimezone(timezone.utc).strftime("%H:%M:%S")
+        options[f"{name}  ·  {when}"] = info.key
+    return options
+
+
+def directory_options(directories) -> dict:
+    options = {"(every folder)": ""}
+    options.update({directory: directory for directory in directories})
+    return options
+
+
+def _drag_hint(mode: str) -> str:
+    text = {
+        "pan": "Drag to pan, scroll to zoom. Hover for pixel values and sky position.",
+        "line": "Drag on the image to draw the profile line; drag an end to move it.",
+        "box": "Drag on the image to draw the statistics box; drag the box to move it.",
+    }[mode]
+    return f'<span class="qa-hint">{text}</span>'
+
+
+class Dashboard(pn.viewable.Viewer):
+    """One observer's dashboard; :meth:`start` makes it live on a served page."""
+
+    session = param.ClassSelector(class_=Session)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        session = self.session
+        self.image_view = ImageView(session=session)
+        self.profile = ProfilePane(session=session)
+        self.statistics = StatisticsPane(session=session)
+        self.histogram = HistogramPane(session=session)
+        self.header = HeaderPane(session=session)
+        self.summary = SummaryPane(session=session)
+        self._callbacks = []
+        self._ticks = 0
+        self._build_controls()
+        # Fixed heights: a notice coming and going must not resize the image.
+        self._notice = pn.pane.HTML(
+            "", margin=(6, 10, 0, 10), height=30, width=380, stylesheets=[STYLESHEET],
+        )
+        self._error = pn.pane.Alert(
+            "", alert_type="danger", visible=False, sizing_mode="stretch_width", margin=(0, 10),
+        )
+        self._empty = pn.pane.Alert(
+            "", alert_type="info", visible=False, sizing_mode="stretch_width", margin=(0, 10),
+        )
+        self._title = pn.pane.HTML(
+            pn.bind(self._title_html, session.param.info, session.param.image,
+                    session.param.follow, session.param.loading),
+            sizing_mode="stretch_width", height=30, margin=(4, 10), stylesheets=[STYLESHEET],
+        )
+        session.param.watch(self._error_changed, "error")
+        session.param.watch(self._frames_changed, ["frames", "directories"])
+        session.param.watch(self._key_changed, "key")
+        session.param.watch(self._notice_changed, "notice")
+        self._frames_changed()
+        self._error_changed()
+
+    # ---------------------------------------------------------------- controls
+
+    def _build_controls(self):
+        session = self.session
+        self.directory_select = pn.widgets.Select(label="Folder", options={}, width=150)
+        self.directory_select.param.watch(self._directory_chosen, "value")
+        self.frame_select = pn.widgets.Select(label="Frame", options={}, width=320)
+        self.frame_select.param.watch(self._frame_chosen, "value")
+        self.follow = pn.widgets.Checkbox.from_param(
+            session.param.follow, label="Follow newest", width=120, margin=(30, 20, 5, 10),
+        )
+        self.interval = pn.widgets.Select.from_param(
+            session.param.interval, label="Interval", options=display.INTERVALS, width=100,
+        )
+        self.manual_low = pn.widgets.FloatInput.from_param(
+            session.param.manual_low, label="Low", width=90, visible=False,
+        )
+        self.manual_high = pn.widgets.FloatInput.from_param(
+            session.param.manual_high, label="High", width=90, visible=False,
+        )
+        self.stretch = pn.widgets.Select.from_param(
+            session.param.stretch, label="Stretch", options=display.STRETCHES, width=145,
+        )
+        self.cmap = pn.widgets.Select.from_param(
+            session.param.cmap, label="Colour map", options=list(display.COLORMAPS), width=105,
+        )
+        self.invert = pn.widgets.Checkbox.from_param(
+            session.param.invert, label="Invert", width=70, margin=(30, 5, 5, 10),
+        )
+        self.orientation = pn.widgets.Checkbox.from_param(
+            session.param.fits_orientation, label="FITS orientation (row 0 at bottom)",
+            width=235, margin=(30, 5, 5, 10),
+        )
+        self.drag = pn.widgets.RadioButtonGroup.from_param(
+            self.image_view.param.drag_mode, label="",
+            options={"Pan / zoom": "pan", "Line": "line", "Box": "box"},
+            color="primary", variant="outline", margin=(0, 10, 4, 10),
+        )
+        self._drag_hint = pn.pane.HTML(
+            pn.bind(_drag_hint, self.image_view.param.drag_mode),
+            stylesheets=[STYLESHEET], margin=(6, 10, 0, 0), sizing_mode="stretch_width",
+        )
+        session.param.watch(self._interval_changed, "interval")
+
+    def _directory_chosen(self, event):
+        if getattr(self, "_updating_frames", False):
+            return  # the options were being refreshed, not chosen
+        if event.new is not None and event.new != self.session.directory:
+            self.session.directory = event.new
+
+    def _frame_chosen(self, event):
+        if getattr(self, "_updating_frames", False) or event.new is None:
+            return
+        if event.new != self.session.key:
+            self.session.pick(event.new)
+
+    def _interval_changed(self, event):
+        manual = event.new == "manual"
+        if manual and self.session.manual_low is None and self.session.image is not None:
+            low, high = self.session.limits()
+            self.session.param.update(manual_low=round(low, 6), manual_high=round(high, 6))
+        self.manual_low.visible = self.manual_high.visible = manual
+
+    def _frames_changed(self, *events):
+        session = self.session
+        self._updating_frames = True
+        try:
+            options = frame_options(session.frames, session.directory)
+            if session.key is not None and session.key not in options.values() and session.info is not None:
+                options = {session.info.key: session.info.key, **options}
+            self.frame_select.options = options
+            if session.key in options.values():
+                self.frame_select.value = session.key
+            directories = list(session.directories)
+            if session.directory and session.directory not in directories:
+                directories.append(session.directory)  # asked for before it holds frames
+            self.directory_select.options = directory_options(sorted(directories))
+            self.directory_select.value = session.directory
+        finally:
+            self._updating_frames = False
+        if not session.frames and session.image is None:
+            where = f"folder “{session.directory}”" if session.directory else "the frames folder"
+            self._empty.object = f"No frames in {html.escape(where)} yet: waiting for the camera…"
+            self._empty.visible = True
+        else:
+            self._empty.visible = False
+
+    def _key_changed(self, event):
+        self._frames_changed()
+
+    def _error_changed(self, *events):
+        error = self.session.error
+        self._error.object = html.escape(error)
+        self._error.visible = bool(error)
+
+    def _notice_changed(self, event):
+        if not event.new:
+            return
+        self._notice.object = f'<span class="qa-notice">{html.escape(event.new)}</span>'
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            try:
+                pn.state.curdoc.add_timeout_callback(self._clear_notice, NOTICE_MS)
+            except Exception:  # the session is closing
+                pass
+
+    def _clear_notice(self):
+        self._notice.object = ""
+        self.session.notice = ""
+
+    def _title_html(self, info, image, follow, loading) -> str:
+        summary = frame_summary(image, info)
+        parts = []
+        if summary:
+            bits = [summary.get("object"), summary.get("filter")]
+            if isinstance(summary.get("exposure"), float):
+                bits.append(f"{summary['exposure']:g} s")
+            detail = " · ".join(html.escape(str(b)) for b in bits if b)
+            parts.append(f'<span class="qa-sub">{html.escape(summary["key"])}</span>')
+            if detail:
+                parts.append(f'<span class="qa-sub">{detail}</span>')
+        live = (
+            '<span class="qa-status qa-live">● following newest</span>' if follow
+            else '<span class="qa-status qa-paused">❚❚ paused on this frame</span>'
+        )
+        loading_text = ' <span class="qa-status">· loading…</span>' if loading else ""
+        return (
+            '<div style="display:flex;align-items:baseline;gap:4px;flex-wrap:wrap">'
+            f'<span class="qa-title">QuickAnalysis</span>{"".join(parts)}'
+            f'<span style="flex:1"></span>{live}{loading_text}</div>'
+        )
+
+    # ---------------------------------------------------------------- live
+
+    def start(self, period: int = POLL_PERIOD) -> None:
+        """Follow the folder from this served page (one periodic look per session)."""
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            self.session.tick()
+            return
+        from panel.io.state import set_curdoc
+
+        def schedule(callback):
+            def run():
+                # One held batch per update: the page gets one message, and Bokeh
+                # walks the document's models once instead of after every change.
+                with set_curdoc(doc), pn.io.hold(doc, freeze=True):
+                    try:
+                        callback()
+                    except Exception:  # never let one frame end the session
+                        log.exception("session update failed")
+
+            try:
+                doc.add_next_tick_callback(run)
+            except Exception:  # the session was destroyed meanwhile
+                pass
+
+        self.session.scheduler = schedule
+        self.session.tick()
+        callback = pn.state.add_periodic_callback(self._tick, period=period)
+        self._callbacks.append(callback)
+        pn.state.on_session_destroyed(self._destroyed)
+
+    def _tick(self):
+        self._ticks += 1
+        self.session.tick(with_directories=self._ticks % _DIRECTORY_EVERY == 0)
+
+    def _destroyed(self, session_context):
+        for callback in self._callbacks:
+            try:
+                callback.stop()
+            except Exception:
+                pass
+        self._callbacks.clear()
+        self.session.scheduler = None
+
+    # ---------------------------------------------------------------- layout
+
+    def __panel__(self):
+        card = dict(styles=_CARD_STYLES, sizing_mode="stretch_width")
+        controls = pn.Row(
+            self.directory_select, self.frame_select, self.follow,
+            self.interval, self.manual_low, self.manual_high, self.stretch, self.cmap,
+            self.invert, self.orientation,
+            sizing_mode="stretch_width", styles={"flex-wrap": "wrap"},
+        )
+        side = pn.Column(
+            pn.Column(self.summary, **card),
+            pn.Column(self.statistics, **card),
+            pn.Column(self.histogram, **card),
+            pn.Column(self.profile, **card),
+            pn.Column(self.header, **card),
+            width=450, sizing_mode="stretch_height", scroll=True,
+        )
+        image = pn.Column(
+            pn.Row(self.drag, self._drag_hint, sizing_mode="stretch_width"),
+            self.image_view,
+            sizing_mode="stretch_both", min_height=560,
+        )
+        main = pn.Row(image, side, sizing_mode="stretch_both")
+        return pn.Column(
+            pn.Row(self._title, self._notice, sizing_mode="stretch_width", height=38),
+            controls,
+            self._error,
+            self._empty,
+            main,
+            sizing_mode="stretch_both",
+        )
