@@ -96,11 +96,12 @@ def _parts(key: str, what: str) -> list[str]:
         raise UnsafeKey(f"{what} {key!r} contains control characters")
     if "\\" in key:
         raise UnsafeKey(f"{what} {key!r} contains a backslash; use '/' between folders")
-    if key.startswith("/") or _DRIVE.match(key):
-        raise UnsafeKey(f"{what} {key!r} is absolute; give a path relative to the root")
     # Empty and "." parts ("a//b", "./a") are harmless: drop them so every
     # frame has one canonical key (and one cache entry).
     parts = [part for part in key.split("/") if part not in ("", ".")]
+    # The drive test looks at the canonical first part too ("./C:" is "C:").
+    if key.startswith("/") or _DRIVE.match(key) or (parts and _DRIVE.match(parts[0])):
+        raise UnsafeKey(f"{what} {key!r} is absolute; give a path relative to the root")
     for part in parts:
         if part == "..":
             raise UnsafeKey(f"{what} {key!r} leaves its folder ('..')")
