@@ -21,7 +21,7 @@ import holoviews as hv
 import panel as pn
 
 from app.settings import get_settings
-from app.state import get_store
+from app.state import get_quality_service, get_store
 from components.errors import QuickAnalysisError
 from components.sources.base import check_directory
 from components.views.layout import Dashboard
@@ -95,7 +95,10 @@ def create_app():
     store = get_store()
     arguments = pn.state.session_args if pn.state.curdoc is not None else {}
     options = query_options(arguments or {}, store)
-    session = Session(store=store, pixel_scale_fallback=settings.pixel_scale, **options)
+    session = Session(
+        store=store, quality_service=get_quality_service(), pixel_scale_fallback=settings.pixel_scale,
+        **options,
+    )
     dashboard = Dashboard(session=session)
     dashboard.start()
     layout = dashboard.__panel__()

@@ -342,6 +342,14 @@ def test_hover_shows_pixel_value_and_sky_position(dash, server):
     data = _frame_of(server, "data/first.fits")
     row, column = np.unravel_index(np.argmax(data[50:-50, 50:-50]), data[50:-50, 50:-50].shape)
     row, column = int(row) + 50, int(column) + 50
+    # The whole frame fits one cell per pixel: wait for that image (a busy machine may
+    # still show the first one, made before the plot knew its size).
+    page.page.wait_for_function(
+        "() => { for (const doc of Bokeh.documents) for (const m of doc._all_models.values())"
+        " if (m.type == 'ColumnDataSource' && m.data.image) { const im = m.data.image[0];"
+        " return im.shape && im.shape[0] == 600 && im.shape[1] == 900; } return false; }",
+        timeout=TIMEOUT,
+    )
     page.page.mouse.move(*page.screen(column + 0.5, row + 0.5))
     fields = page.tooltip()
     assert fields["x"] == str(column) and fields["y"] == str(row)
@@ -588,14 +596,31 @@ def test_a_new_frame_appears_and_every_pane_updates_without_a_reload(dash, serve
 
 
 def test_screenshot_of_the_dashboard(dash, server):
-    """docs/screenshot.png: a zoomed frame, a line through a star and a box on the sky."""
+    """docs/screenshot.png: a night's frames, the newest zoomed, a line, a box and a star picked."""
+    from datetime import datetime, timedelta, timezone
+
     page = dash
-    name = "screenshot.fits"
-    frame = star_field((1024, 1536), n_stars=450, seed=2026, fwhm=3.2, saturate_stars=2,
-                       object="M42 field", filter="R", exptime=60.0)
-    (server.root / "screens").mkdir(exist_ok=True)
-    write_fits(frame, server.root / "screens" / name)
-    page.open(f"?image=screens/{name}&follow=0")
+    # Twelve frames four minutes apart: focus drifts and is corrected, a cloud passes,
+    # the wind shakes one exposure, the sky brightens.
+    fwhms = (3.0, 3.0, 3.1, 3.3, 3.6, 4.0, 4.5, 5.3, 3.1, 3.1, 3.2, 3.2)
+    first = datetime.now(timezone.utc) - timedelta(minutes=4 * len(fwhms))
+    now = time.time()
+    folder = server.root / "screens"
+    folder.mkdir(exist_ok=True)
+    for index, fwhm in enumerate(fwhms):
+        last = index == len(fwhms) - 1
+        frame = star_field(
+            (1024, 1536), n_stars=450, seed=2026 if last else 500 + index, fwhm=fwhm,
+            background=480.0 + 12 * index, cloud=0.6 if index == 5 else 0.0,
+            elongation=1.45 if index == 9 else 1.0, angle=35.0, saturate_stars=6 if last else 1,
+            object="M42 field", filter="R", exptime=60.0, date_obs=first + timedelta(minutes=4 * index),
+        )
+        path = write_fits(frame, folder / f"m42-r-{index + 1:03d}.fits")
+        os.utime(path, (now - 100 + index, now - 100 + index))
+    page.open("?dir=screens")
+    page.page.locator(".qa-frame-name", has_text="m42-r-012.fits").wait_for(timeout=TIMEOUT)
+    page.wait_meta("[data-timeline]", "data-timeline", lambda m: m["count"] == len(fwhms), timeout=60)
+    page.wait_meta("[data-quality]", "data-quality", lambda m: m["state"] == "ready", timeout=60)
     stars = sorted(frame.stars, key=lambda s: -s["flux"])
     star = next(s for s in stars if 500 < s["x"] < 1000 and 350 < s["y"] < 650 and not s["saturated"])
     page.zoom_in((star["x"] + 40, star["y"] + 60), below=1200, delta=250)
@@ -605,8 +630,15 @@ def test_screenshot_of_the_dashboard(dash, server):
     page.mode("Box", "Statistics box")
     page.drag((star["x"] + 60, star["y"] + 70), (star["x"] + 230, star["y"] + 190))
     page.settled(".qa-stats", "data-stats", lambda m: m["subregion"] is not None)
-    other = next(s for s in stars[3:] if abs(s["x"] - star["x"] + 150) < 120
-                 and abs(s["y"] - star["y"] - 120) < 120 and not s["saturated"])
+    page.mode("Pan / zoom", "Pan")
+    state = page.settled_state()
+    (x0, x1), (y1, y0) = sorted(state["x_range"]), sorted(state["y_range"])
+    picked = next(s for s in stars[2:] if not s["saturated"] and x0 + 80 < s["x"] < x1 - 80
+                  and y1 + 80 < s["y"] < y0 - 80 and abs(s["x"] - star["x"]) > 100)
+    page.page.mouse.click(*page.screen(picked["x"] + 0.5, picked["y"] + 0.5))
+    page.wait_meta("[data-star]", "data-star", lambda m: m.get("fwhm_px") is not None)
+    other = next(s for s in stars[3:] if x0 + 60 < s["x"] < star["x"] - 200
+                 and star["y"] + 100 < s["y"] < y0 - 60 and not s["saturated"])
     page.page.mouse.move(*page.screen(other["x"] + 0.5, other["y"] + 0.5))
     page.tooltip()
     time.sleep(0.5)

@@ -6,6 +6,7 @@ Pipeline (one per session)::
                   --> rasterize (datashader, at the plot's size and zoom)
                   --> Bokeh colour mapping (clim = interval, palette = cmap o stretch)
     * Points (the line's two ends, PointDraw)  * Rectangles (the box, BoxEdit)
+    + circles on the detected stars (Session.quality) and on the star clicked
 
 Only a screen-sized image ever goes to the browser, with raw values, so the
 hover and the colorbar show real pixel values. Plot coordinates are pixel
@@ -14,6 +15,10 @@ axis is inverted so row 0 is at the top, unless the FITS-orientation toggle is
 on. Drawing: with the *Line* (or *Box*) tool active, a drag on empty sky draws
 a new line (box) and a drag on an existing end (box) moves it; the stream
 data reach the server while the mouse moves, so the panes follow the drag.
+With *Pan / zoom* active, a click (no drag) picks the star under it
+(:meth:`Session.select_star`): its radial profile goes to the star pane.
+The star circles are plain Bokeh renderers added to the figure (like the
+line's segment), fed from the session without re-rendering the image.
 """
 
 from __future__ import annotations
@@ -27,18 +32,27 @@ import numpy as np
 import panel as pn
 import param
 import xarray as xr
-from bokeh.models import CustomJS, CustomJSHover, HoverTool
+from bokeh.events import Tap
+from bokeh.models import ColumnDataSource, CustomJS, CustomJSHover, HoverTool
 from holoviews.operation.datashader import rasterize
 
+from components.views import coords
 from components.views.state import Session
+from components.views.sync import resend
 
-__all__ = ["ImageView", "image_element", "aligned_view", "rasterize_view", "wcs_grid", "DRAW_JS", "HOVER_JS"]
+__all__ = [
+    "ImageView", "image_element", "aligned_view", "rasterize_view", "wcs_grid", "star_markers",
+    "DRAW_JS", "HOVER_JS",
+]
 
 log = logging.getLogger("quickanalysis.views")
 
 #: Colour of the profile line and of the statistics box.
 LINE_COLOR = "#ff4136"
 BOX_COLOR = "#2ecc40"
+#: Colour of the detected stars' circles, and of the star clicked.
+STAR_COLOR = "#39cccc"
+PICKED_COLOR = "#ffdc00"
 # Nodes per side of the grid of sky positions the hover interpolates.
 _WCS_GRID = 33
 
@@ -96,6 +110,26 @@ def image_element(image) -> hv.Image:
         name="value",
     )
     return hv.Image(array, kdims=["x", "y"], vdims=["value"])
+
+
+def star_markers(quality: dict | None) -> dict:
+    """Plot positions of the detected stars (frame pixel ``(x, y)`` -> plot ``(x + 0.5, y + 0.5)``)."""
+    stars = (quality or {}).get("stars") or {}
+    xs = np.asarray(stars.get("x", []), dtype=np.float64)
+    ys = np.asarray(stars.get("y", []), dtype=np.float64)
+    if len(xs) != len(ys):
+        xs = ys = np.zeros(0)
+    return {"x": xs + 0.5, "y": ys + 0.5}
+
+
+def picked_marker(session) -> dict:
+    """Plot position of the star clicked: its fitted centre once measured, else the click."""
+    result, star = session.star_result, session.star
+    if result is not None:
+        return {"x": [float(result.x) + 0.5], "y": [float(result.y) + 0.5]}
+    if star is not None:
+        return {"x": [float(star[0]) + 0.5], "y": [float(star[1]) + 0.5]}
+    return {"x": [], "y": []}
 
 
 def wcs_grid(image, nodes: int = _WCS_GRID) -> dict:
@@ -292,6 +326,8 @@ class ImageView(pn.viewable.Viewer):
         session.param.watch(self._on_orientation, "fits_orientation")
         session.param.watch(self._on_regions, ["line", "box"])
         session.param.watch(self._on_loading, "loading")
+        session.param.watch(self._on_stars, ["quality", "show_stars"])
+        session.param.watch(self._on_picked, ["star", "star_result"])
 
     # ---------------------------------------------------------------- building
 
@@ -398,9 +434,70 @@ class ImageView(pn.viewable.Viewer):
                     tool.match_aspect = True
                 elif type(tool).__name__ == "WheelZoomTool":
                     tool.zoom_on_axis = False
+            self._add_star_renderers(figure, plot.handles.get("glyph_renderer"))
+            figure.on_event(Tap, self._on_tap)
         self._handles["figure"] = figure
         self._handles["image_renderer"] = plot.handles.get("glyph_renderer")
         self._install_draw_js()
+
+    def _add_star_renderers(self, figure, image_renderer):
+        """Circles on the detected stars and on the star clicked, just above the image."""
+        session = self.session
+        stars = ColumnDataSource(star_markers(session.quality), name="qa-stars")
+        picked = ColumnDataSource(picked_marker(session), name="qa-picked-star")
+        star_renderer = figure.scatter(
+            "x", "y", source=stars, size=14, marker="circle", fill_alpha=0.0,
+            line_color=STAR_COLOR, line_width=1.0, line_alpha=0.7, visible=session.show_stars,
+        )
+        picked_renderer = figure.scatter(
+            "x", "y", source=picked, size=24, marker="circle", fill_alpha=0.0,
+            line_color=PICKED_COLOR, line_width=2.5,
+        )
+        above = figure.renderers.index(image_renderer) + 1 if image_renderer in figure.renderers else 0
+        for renderer in (picked_renderer, star_renderer):  # on the image, under the line and box
+            figure.renderers.remove(renderer)
+            figure.renderers.insert(above, renderer)
+        self._handles.update(
+            stars_source=stars, stars_renderer=star_renderer, picked_source=picked,
+        )
+
+    def _on_stars(self, *events):
+        source, renderer = self._handles.get("stars_source"), self._handles.get("stars_renderer")
+        if source is None:
+            return
+        if any(event.name == "quality" for event in events):
+            source.data = star_markers(self.session.quality)
+        renderer.visible = self.session.show_stars
+
+    def _on_picked(self, *events):
+        source = self._handles.get("picked_source")
+        if source is not None:
+            source.data = picked_marker(self.session)
+
+    def resync(self, raster: bool = True) -> None:
+        """Send the view's current state again (see :mod:`components.views.sync`).
+
+        With ``raster`` the frame is rasterized afresh too: the plot's first size
+        arrives while the page is connecting, and the image made for it may have
+        been dropped.
+        """
+        if raster and self.session.image is not None:
+            self._frame.event(token=self._frame.token + 1)
+        resend(self._handles.get("stars_source"), "data")
+        resend(self._handles.get("stars_renderer"), "visible")
+        resend(self._handles.get("picked_source"), "data")
+
+    def _on_tap(self, event):
+        """A click on the image: in Pan / zoom mode, pick the star there."""
+        if self.drag_mode != "pan" or event.x is None or event.y is None:
+            return
+        if not (math.isfinite(event.x) and math.isfinite(event.y)):
+            return
+        self.pick_star(event.x, event.y)
+
+    def pick_star(self, x: float, y: float) -> None:
+        """Profile the star at plot point ``(x, y)`` (see :meth:`Session.select_star`)."""
+        self.session.select_star(*coords.plot_to_pixel(x, y))
 
     def _points_hook(self, build, plot, element):
         if build != self._build_number:

@@ -6,6 +6,7 @@ import html
 import logging
 from datetime import timezone
 
+import holoviews as hv
 import panel as pn
 import param
 
@@ -15,6 +16,7 @@ from components.views.header import HeaderPane
 from components.views.histogram import HistogramPane
 from components.views.image import ImageView
 from components.views.profile import ProfilePane
+from components.views.quality import QualityCards, QualityTimeline, StarProfilePane
 from components.views.state import Session
 from components.views.stats import StatisticsPane
 from components.views.summary import SummaryPane, frame_summary
@@ -29,6 +31,10 @@ MAX_FRAME_OPTIONS = 1000
 POLL_PERIOD = 200
 # Looks at the folder between two listings of every folder.
 _DIRECTORY_EVERY = 25
+# Looks at the folder between two readings of the quality history (1 s).
+_HISTORY_EVERY = 5
+# Ticks after the quality shown last changed before it is sent to the page once more.
+_RESEND_AFTER = 5
 # Milliseconds a new-frame notice stays visible.
 NOTICE_MS = 5000
 
@@ -38,6 +44,16 @@ _CARD_STYLES = {
     "padding": "4px 2px 6px 2px",
     "margin": "0 0 8px 0",
 }
+
+
+#: The side column's tabs, legible on the dark theme.
+_TABS_STYLE = """
+.bk-header { border-bottom-color: rgba(127,127,127,0.35); }
+.bk-tab { color: #8b949e; font-size: 13px; padding: 4px 12px; }
+.bk-tab:hover { color: #e6edf3; }
+.bk-tab.bk-active { color: #e6edf3; background-color: rgba(88,166,255,0.14);
+                    border-color: rgba(127,127,127,0.35); border-bottom-color: #58a6ff; }
+"""
 
 
 def frame_options(frames, directory: str = "") -> dict:
@@ -59,7 +75,8 @@ def directory_options(directories) -> dict:
 
 def _drag_hint(mode: str) -> str:
     text = {
-        "pan": "Drag to pan, scroll to zoom. Hover for pixel values and sky position.",
+        "pan": "Drag to pan, scroll to zoom, click a star for its radial profile. "
+               "Hover for pixel values and sky position.",
         "line": "Drag on the image to draw the profile line; drag an end to move it.",
         "box": "Drag on the image to draw the statistics box; drag the box to move it.",
     }[mode]
@@ -80,6 +97,9 @@ class Dashboard(pn.viewable.Viewer):
         self.histogram = HistogramPane(session=session)
         self.header = HeaderPane(session=session)
         self.summary = SummaryPane(session=session)
+        self.quality = QualityCards(session=session)
+        self.timeline = QualityTimeline(session=session)
+        self.star_profile = StarProfilePane(session=session)
         self._callbacks = []
         self._ticks = 0
         self._build_controls()
@@ -102,6 +122,10 @@ class Dashboard(pn.viewable.Viewer):
         session.param.watch(self._frames_changed, ["frames", "directories"])
         session.param.watch(self._key_changed, "key")
         session.param.watch(self._notice_changed, "notice")
+        session.param.watch(self._region_drawn, ["line", "box"])
+        session.param.watch(self._star_picked, "star")
+        session.param.watch(self._quality_shown, ["quality", "quality_pending", "quality_error", "star_result"])
+        self._resend_due = None
         self._frames_changed()
         self._error_changed()
 
@@ -148,6 +172,28 @@ class Dashboard(pn.viewable.Viewer):
             stylesheets=[STYLESHEET], margin=(6, 10, 0, 0), sizing_mode="stretch_width",
         )
         session.param.watch(self._interval_changed, "interval")
+        card = dict(styles=_CARD_STYLES, sizing_mode="stretch_width")
+        # The right column: what the frame is and how good, then one tab at a time.
+        tabs = (
+            ("Region", pn.Column(
+                pn.Column(self.statistics, **card), pn.Column(self.histogram, **card),
+                pn.Column(self.profile, **card), sizing_mode="stretch_width",
+            )),
+            ("Star profile", pn.Column(pn.Column(self.star_profile, **card), sizing_mode="stretch_width")),
+            ("FITS header", pn.Column(pn.Column(self.header, **card), sizing_mode="stretch_width")),
+        )
+        self._tab_names = [name for name, _ in tabs]
+        self.tabs = pn.Tabs(
+            *tabs, dynamic=False, sizing_mode="stretch_width", margin=(0, 0), stylesheets=[_TABS_STYLE],
+        )
+
+    def _region_drawn(self, *events):
+        if any(event.new is not None for event in events):
+            self.tabs.active = self._tab_names.index("Region")
+
+    def _star_picked(self, event):
+        if event.new is not None:
+            self.tabs.active = self._tab_names.index("Star profile")
 
     def _directory_chosen(self, event):
         if getattr(self, "_updating_frames", False):
@@ -263,13 +309,43 @@ class Dashboard(pn.viewable.Viewer):
 
         self.session.scheduler = schedule
         self.session.tick()
+        self.session.poll_history()
+        pn.state.onload(self._page_ready)
         callback = pn.state.add_periodic_callback(self._tick, period=period)
         self._callbacks.append(callback)
         pn.state.on_session_destroyed(self._destroyed)
 
+    def _quality_shown(self, *events):
+        self._resend_due = self._ticks + _RESEND_AFTER
+
+    def _resend_quality(self):
+        """Send the quality views once more, a moment after they changed.
+
+        Under load Panel may write two quick successive updates to the page out
+        of order (the frame's "measuring…" after its measurement, when the
+        service had it memoised): the page would keep the stale one.
+        """
+        self.image_view.resync(raster=False)
+        self.quality.resync()
+        self.star_profile.resync()
+
+    def _page_ready(self):
+        """The page is connected: re-send what plain Bokeh models got meanwhile (components.views.sync)."""
+        self.image_view.resync()
+        self.timeline.resync()
+        for pane in (self.histogram, self.profile, self.star_profile):
+            plot = getattr(getattr(pane, "_plot", None), "object", None)
+            if isinstance(plot, hv.DynamicMap):
+                plot.event()  # draw it again, now that the page is listening
+
     def _tick(self):
         self._ticks += 1
         self.session.tick(with_directories=self._ticks % _DIRECTORY_EVERY == 0)
+        if self._resend_due is not None and self._ticks >= self._resend_due:
+            self._resend_due = None
+            self._resend_quality()
+        if self._ticks % _HISTORY_EVERY == 0:
+            self.session.poll_history()
 
     def _destroyed(self, session_context):
         for callback in self._callbacks:
@@ -292,15 +368,14 @@ class Dashboard(pn.viewable.Viewer):
         )
         side = pn.Column(
             pn.Column(self.summary, **card),
-            pn.Column(self.statistics, **card),
-            pn.Column(self.histogram, **card),
-            pn.Column(self.profile, **card),
-            pn.Column(self.header, **card),
+            pn.Column(self.quality, **card),
+            self.tabs,
             width=450, sizing_mode="stretch_height", scroll=True,
         )
         image = pn.Column(
             pn.Row(self.drag, self._drag_hint, sizing_mode="stretch_width"),
             self.image_view,
+            pn.Column(self.timeline, styles=dict(_CARD_STYLES, margin="4px 0 0 0"), sizing_mode="stretch_width"),
             sizing_mode="stretch_both", min_height=560,
         )
         main = pn.Row(image, side, sizing_mode="stretch_both")

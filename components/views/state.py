@@ -13,23 +13,38 @@ shows a loading state instead of freezing the page, and a frame that cannot be
 read leaves a message and the previous frame on screen while the session goes
 on with the next one. Without a scheduler (tests, scripts) all of it runs at
 once, in the caller's thread.
+
+Quality (when the app wires a :class:`~app.quality_service.QualityService`):
+:attr:`Session.quality` is the service's measurement of the frame shown, asked
+for in a worker thread whenever the frame changes (the service measures each
+frame version once, so this usually finds the background worker's result);
+:meth:`Session.poll_history` re-reads the service's history of the folder
+(worker thread) and replaces :attr:`Session.history` only when it gained or
+changed rows; :meth:`Session.select_star` takes a click on the image, snaps it
+to the nearest detected star, and :attr:`Session.star_result` becomes that
+star's radial profile, measured in a worker thread.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 import time
 from typing import Any
 
+import numpy as np
 import param
 
+from components.core.quality import star_profile
 from components.errors import ImageNotFound, QuickAnalysisError
 from components.sources.base import directories_of
 from components.views import compute, coords, display
 
-__all__ = ["Session", "CLIP_CHOICES"]
+__all__ = [
+    "Session", "CLIP_CHOICES", "nearest_star", "profile_radius", "history_signature", "shared_measurement",
+]
 
 log = logging.getLogger("quickanalysis.views")
 
@@ -84,6 +99,81 @@ def _identity(info) -> tuple | None:
     return None if info is None else (info.key, info.version)
 
 
+#: Radius (pixels) of a star's radial profile when the frame's FWHM is unknown.
+DEFAULT_PROFILE_RADIUS = 15.0
+
+
+def profile_radius(quality: dict | None) -> float:
+    """Radius of the radial profile of a clicked star: 4 FWHM (8 to 30 px), as the core fits them."""
+    fwhm = (quality or {}).get("fwhm_px")
+    if fwhm is None or not math.isfinite(fwhm) or fwhm <= 0:
+        return DEFAULT_PROFILE_RADIUS
+    return float(min(max(4.0 * fwhm, 8.0), 30.0))
+
+
+def nearest_star(quality: dict | None, column: float, row: float, within: float) -> tuple[float, float] | None:
+    """Pixel position of the detected star nearest to ``(column, row)``, if closer than ``within``.
+
+    Positions are frame pixels (column, row; pixel centres at integers), as
+    :meth:`QualityService.measure` lists them in ``stars``.
+    """
+    stars = (quality or {}).get("stars") or {}
+    xs, ys = np.asarray(stars.get("x", []), float), np.asarray(stars.get("y", []), float)
+    if not len(xs) or len(xs) != len(ys):
+        return None
+    distance = np.hypot(xs - column, ys - row)
+    index = int(np.argmin(distance))
+    if not distance[index] <= within:
+        return None
+    return float(xs[index]), float(ys[index])
+
+
+_measuring_lock = threading.Lock()
+_measuring: dict[tuple, Any] = {}
+_quality_pool = None
+
+
+def _quality_executor():
+    """Worker threads measuring quality: apart, so a slow frame never delays listings and reads."""
+    global _quality_pool
+    with _pool_lock:
+        if _quality_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _quality_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qa-quality")
+        return _quality_pool
+
+
+def shared_measurement(service, key: str, version, hdu):
+    """A future of ``service.measure(key, hdu)``, shared by every session asking meanwhile.
+
+    The service memoises finished results; this shares the one in progress (a
+    new frame is asked for by every session following the folder at once),
+    and nobody blocks a thread waiting for it.
+    """
+    ident = (id(service), key, version, hdu)
+    with _measuring_lock:
+        future = _measuring.get(ident)
+        if future is None:
+            future = _measuring[ident] = _quality_executor().submit(_measure, ident, service, key, hdu)
+        return future
+
+
+def _measure(ident, service, key, hdu):
+    try:
+        return service.measure(key, hdu)
+    finally:
+        with _measuring_lock:
+            _measuring.pop(ident, None)
+
+
+def history_signature(rows: list) -> tuple:
+    """What tells two readings of the history apart: row count and newest recording."""
+    if not rows:
+        return (0, None)
+    return (len(rows), max(row.get("recorded") or 0.0 for row in rows), rows[-1].get("key"))
+
+
 class Session(param.Parameterized):
     """Everything one observer's dashboard shows, as parameters.
 
@@ -126,8 +216,23 @@ class Session(param.Parameterized):
     log_counts = param.Boolean(default=False, doc="Logarithmic histogram counts.")
     profile_unit = param.Selector(default="px", objects=["px", "arcsec"])
 
+    # -- quality (see the module's docstring)
+    quality = param.Dict(default=None, allow_None=True, doc="QualityService.measure() of the frame shown.")
+    quality_pending = param.Boolean(default=False, doc="The frame shown is being measured.")
+    quality_error = param.String(default="", doc="Why the frame shown could not be measured.")
+    history = param.List(default=[], doc="Quality history rows of the session's folder, observing order.")
+    show_stars = param.Boolean(default=True, doc="Mark the detected stars on the image.")
+    star = param.Tuple(
+        default=None, length=2, allow_None=True,
+        doc="Frame pixel (column, row; pixel centres at integers) of the star last clicked.",
+    )
+    star_result = param.Parameter(default=None, doc="StarProfile of the star clicked, on the frame shown.")
+
     # -- collaborators
     store = param.Parameter(default=None, doc="FrameStore (default: app.state.get_store()).")
+    quality_service = param.Parameter(
+        default=None, doc="QualityService measuring frames (None: no quality, no timeline).",
+    )
     pixel_scale_fallback = param.Number(default=None, allow_None=True, doc="Arcsec/px without WCS.")
     scheduler = param.Callable(
         default=None,
@@ -142,6 +247,10 @@ class Session(param.Parameterized):
         self._polling = False
         self._pinned = None
         self._lock = threading.Lock()
+        self._quality_for = None  # (key, version, hdu) measured or being measured
+        self._star_for = None  # (image, star, radius) profiled or being profiled
+        self._history_polling = False
+        self._history_directory = None
 
     # ------------------------------------------------------------ derived
 
@@ -316,6 +425,11 @@ class Session(param.Parameterized):
             done(result, error)
             return
 
+        self._when_done(_executor().submit(work), done)
+
+    def _when_done(self, future, done) -> None:
+        """Run ``done(result, error)`` on the session's thread once ``future`` is done."""
+
         def finished(future):
             scheduler = self.scheduler
             if scheduler is None:
@@ -324,7 +438,7 @@ class Session(param.Parameterized):
             result = None if error is not None else future.result()
             scheduler(functools.partial(done, result, error))
 
-        _executor().submit(work).add_done_callback(finished)
+        future.add_done_callback(finished)
 
     def tick(self, with_directories: bool = True) -> None:
         """One live step: list the folder (worker thread), then switch frame if needed."""
@@ -389,3 +503,118 @@ class Session(param.Parameterized):
     @param.depends("directory", watch=True)
     def _directory_changed(self) -> None:
         self.tick()
+        self.poll_history()
+
+    # ------------------------------------------------------------ quality
+
+    def _quality_target(self):
+        """(key, version, hdu) of the frame shown, as the quality service memoises it."""
+        if self.image is None or self.info is None:
+            return None
+        return (self.info.key, self.info.version, None if self.hdu is None else self.image.hdu)
+
+    @param.depends("image", watch=True)
+    def _image_changed(self) -> None:
+        self.measure_quality()
+        self.profile_star()
+
+    def measure_quality(self) -> None:
+        """Ask the quality service for the frame shown (worker thread; no-op when known)."""
+        target = self._quality_target()
+        service = self.quality_service
+        if service is None or target is None:
+            if self.quality is not None or self.quality_pending:
+                self.param.update(quality=None, quality_pending=False, quality_error="")
+            self._quality_for = None
+            return
+        if target == self._quality_for:
+            return
+        self._quality_for = target
+        key, version, hdu = target
+        self.param.update(quality=None, quality_pending=True, quality_error="")
+        done = functools.partial(self._measured, target)
+        if self.scheduler is None:
+            self._submit(functools.partial(service.measure, key, hdu), done)
+        else:
+            self._when_done(shared_measurement(service, key, version, hdu), done)
+
+    def _measured(self, target, result, error) -> None:
+        if target != self._quality_for:
+            return  # another frame is shown by now
+        if error is not None:
+            if not isinstance(error, QuickAnalysisError):
+                log.error("measuring %s failed", target[0], exc_info=error)
+            self.param.update(quality=None, quality_pending=False, quality_error=str(error))
+            return
+        self.param.update(quality=result, quality_pending=False, quality_error="")
+
+    def poll_history(self) -> None:
+        """Re-read the quality history of the folder (worker thread); replace it only if it changed."""
+        service = self.quality_service
+        if service is None or self._history_polling:
+            return
+        self._history_polling = True
+        directory = self.directory
+        self._submit(
+            functools.partial(service.history.rows, directory or None),
+            functools.partial(self._history_read, directory),
+        )
+
+    def _history_read(self, directory, rows, error) -> None:
+        self._history_polling = False
+        if error is not None:
+            log.warning("reading the quality history failed: %s", error)
+            return
+        if directory != self.directory:
+            return  # the next poll reads the new folder
+        if directory != self._history_directory or history_signature(rows) != history_signature(self.history):
+            self._history_directory = directory
+            self.history = rows
+
+    def select_star(self, column: float, row: float) -> None:
+        """The observer clicked at frame pixel ``(column, row)``: profile the star there.
+
+        The click snaps to the nearest detected star within 2 FWHM (at least 6
+        px); elsewhere the profile is centred on the brightest light near the
+        click (:func:`~components.core.quality.star_profile` re-centres).
+        """
+        if self.image is None:
+            return
+        height, width = self.image.data.shape
+        column = min(max(float(column), 0.0), width - 1.0)
+        row = min(max(float(row), 0.0), height - 1.0)
+        fwhm = (self.quality or {}).get("fwhm_px") or 0.0
+        snapped = nearest_star(self.quality, column, row, max(6.0, 2.0 * fwhm))
+        self.star = snapped if snapped is not None else (column, row)
+
+    @param.depends("star", "quality", "quality_pending", watch=True)
+    def _star_changed(self) -> None:
+        self.profile_star()
+
+    def profile_star(self) -> None:
+        """Measure the radial profile of :attr:`star` on the frame shown (worker thread)."""
+        image, star = self.image, self.star
+        if image is None or star is None:
+            self._star_for = None
+            if self.star_result is not None:
+                self.star_result = None
+            return
+        if self.quality_pending:
+            return  # the radius depends on the frame's FWHM: profile when it is known
+        radius = profile_radius(self.quality)
+        target = (id(image), tuple(star), radius)
+        if target == self._star_for:
+            return
+        self._star_for = target
+        self._submit(
+            functools.partial(star_profile, image.data, star[0], star[1], radius),
+            functools.partial(self._star_measured, target),
+        )
+
+    def _star_measured(self, target, result, error) -> None:
+        if target != self._star_for:
+            return
+        if error is not None:
+            log.warning("star profile at %s failed: %s", target[1], error)
+            result = None
+        self.star_result = result
