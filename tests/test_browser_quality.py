@@ -8,7 +8,6 @@ frames observed minutes apart, so the tests do not depend on each other.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from datetime import datetime, timedelta, timezone
@@ -18,7 +17,6 @@ import requests
 
 from components.core.synthetic import star_field, write_fits
 from test_browser import (  # noqa: F401  (fixtures: pytest finds them by name)
-    LOAD_TIMEOUT,
     TIMEOUT,
     chromium,
     dash,
@@ -117,7 +115,7 @@ def test_the_timeline_gains_a_point_when_a_frame_arrives(dash, server):
     assert caption["current"] == keys[-1]
 
     frame = star_field((300, 400), n_stars=60, seed=7, fwhm=3.2, date_obs=start + timedelta(minutes=30))
-    path = write_fits(frame, server.root / "data" / "tl-a" / "arrived.fits")
+    write_fits(frame, server.root / "data" / "tl-a" / "arrived.fits")
     after = _wait_timeline(page, lambda t: len(t["keys"]) == 3)
     assert after["keys"] == keys + ["data/tl-a/arrived.fits"]  # in observing order
     assert after["time"][:2] == before["time"]
@@ -130,7 +128,6 @@ def test_the_timeline_gains_a_point_when_a_frame_arrives(dash, server):
                                 f"Math.abs(t[0] - {expected}) < 1000; }}", timeout=QUALITY_TIMEOUT)
     page.wait_meta("[data-quality]", "data-quality", lambda m: m["key"] == "data/tl-a/arrived.fits",
                    timeout=QUALITY_TIMEOUT / 1000)
-    assert path.exists()
 
 
 def test_clicking_a_timeline_point_opens_that_frame(dash, server):
@@ -241,5 +238,3 @@ def test_the_quality_cards_show_the_verdicts_of_the_frame(dash, server):
     assert colours["background"] == "rgb(63, 185, 80)"
     legend = page.page.locator(".qa-legend").inner_text()
     assert all(word in legend for word in ("ok", "warn", "bad", "unknown"))
-    assert json.loads(json.dumps(meta))  # plain JSON
-    assert LOAD_TIMEOUT >= TIMEOUT

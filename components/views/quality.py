@@ -322,7 +322,7 @@ def _time_format() -> DatetimeTickFormatter:
     """Times of day (UTC) on the axis (a new model per figure: models belong to one page)."""
     return DatetimeTickFormatter(
         seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hourmin="%H:%M", hours="%H:%M",
-        days="%m-%d", months="%Y-%m", years="%Y", context=None,
+        days="%m-%d", months="%Y-%m", years="%Y", context=None, boundary_scaling=False,
     )
 
 
