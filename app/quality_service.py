@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from datetime import datetime
 
 from astropy.time import Time
@@ -68,6 +69,7 @@ class QualityService:
         self.saturation, self.pixel_scale = saturation, pixel_scale
         self.interval = interval
         self._results: OrderedDict = OrderedDict()
+        self._measuring: dict = {}
         self._remembered = remembered
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -85,14 +87,40 @@ class QualityService:
             self._thread.join(timeout=10)
 
     def measure(self, key: str, hdu=None, region: tuple[float, float, float, float] | None = None) -> dict:
-        """Quality of a frame (or of a relative sub-region), with star positions in frame pixels."""
+        """Quality of a frame (or of a relative sub-region), with star positions in frame pixels.
+
+        Measured once per frame version: concurrent callers (the background
+        worker and any number of sessions) wait for the one measurement.
+        """
         info = self.store.info(key)
         cache_key = (key, info.version, hdu, region)
         with self._lock:
             if cache_key in self._results:
                 self._results.move_to_end(cache_key)
                 return self._results[cache_key]
-        image = self.store.load(key, hdu)
+            pending = self._measuring.get(cache_key)
+            owner = pending is None
+            if owner:
+                pending = self._measuring[cache_key] = Future()
+        if not owner:
+            return pending.result()
+        try:
+            result = self._measure(info, hdu, region)
+        except BaseException as error:
+            pending.set_exception(error)
+            raise
+        finally:
+            with self._lock:
+                self._measuring.pop(cache_key, None)
+        with self._lock:
+            self._results[cache_key] = result
+            while len(self._results) > self._remembered:
+                self._results.popitem(last=False)
+        pending.set_result(result)
+        return result
+
+    def _measure(self, info, hdu, region) -> dict:
+        image = self.store.load(info.key, hdu)
         data, dx, dy = image.data, 0, 0
         if region is not None:
             height, width = image.data.shape
@@ -107,12 +135,8 @@ class QualityService:
         if dx or dy:
             result["stars"]["x"] = [x + dx for x in result["stars"]["x"]]
             result["stars"]["y"] = [y + dy for y in result["stars"]["y"]]
-        result["key"], result["version"], result["hdu"] = key, info.version, image.hdu
+        result["key"], result["version"], result["hdu"] = info.key, info.version, image.hdu
         result["observed"] = observed_time(image, info.modified)
-        with self._lock:
-            self._results[cache_key] = result
-            while len(self._results) > self._remembered:
-                self._results.popitem(last=False)
         return result
 
     def record(self, key: str) -> dict | None:

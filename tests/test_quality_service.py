@@ -88,3 +88,30 @@ def test_region_quality_reports_stars_in_frame_pixels(session):
     assert 0 < part["star_count"] < whole["star_count"]
     assert min(part["stars"]["x"]) >= 199
     assert service.measure("data/r.fits") is whole
+
+
+def test_concurrent_callers_share_one_measurement(session, monkeypatch):
+    import threading
+
+    import app.quality_service as module
+
+    root, store = session
+    write(root, "c.fits", fwhm=3.0)
+    service = QualityService(store, QualityHistory(root / "q.sqlite3"))
+    calls = []
+    real_quality = module.quality
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.3)  # long enough for every caller to arrive while it runs
+        return real_quality(*args, **kwargs)
+
+    monkeypatch.setattr(module, "quality", counted)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(service.measure("data/c.fits"))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
+    assert len(results) == 4 and all(result is results[0] for result in results)
