@@ -107,21 +107,29 @@ def create_app():
 
 
 _process_lock = threading.Lock()
-_process_started = False
 _camera = None
+_process_started = False
 
 
-def start_process_services() -> None:
-    """Once per process under ``panel serve app/main.py``: warm-up, and the demo camera.
+def start_process_services():
+    """Once per process: the store, the quality worker, the demo camera and the warm-up.
 
-    (``app/server.py`` does the same for ``quickanalysis serve``.)
+    Called by ``quickanalysis serve`` (app/server.py) and under
+    ``panel serve app/main.py``. Returns the simulated camera (None when the
+    demo is off or frames come from S3), for the caller to stop.
     """
     global _process_started, _camera
     with _process_lock:
         if _process_started:
-            return
+            return _camera
         _process_started = True
         settings = get_settings()
+        settings.root.mkdir(parents=True, exist_ok=True)
+        get_store()
+        if settings.quality:
+            from app.state import get_quality_service
+
+            get_quality_service()
         if settings.demo and not settings.s3_bucket:
             from components.sources.camera import SimulatedCamera
 
@@ -132,6 +140,7 @@ def start_process_services() -> None:
             )
             _camera.start()
         threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
+        return _camera
 
 
 def _warm_up() -> None:
