@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from app.settings import Settings
 
 __all__ = ["main"]
@@ -48,7 +50,15 @@ def main(argv: list[str] | None = None) -> None:
         )
         if value is not None
     }
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        # A bad QA_* variable deserves a usage error naming it, not a traceback.
+        problems = "; ".join(
+            f"QA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']} (got {e.get('input')!r})"
+            for e in error.errors()
+        )
+        build_parser().error(f"invalid setting: {problems}")
     from app.server import serve
 
     serve(settings, show=args.show)

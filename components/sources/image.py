@@ -337,16 +337,21 @@ def _open_fits(target, name: str) -> tuple[fits.HDUList, list[HDUInfo]]:
     return hdul, infos
 
 
+def _open_fits_or_fail(target, name: str):
+    """:func:`_open_fits`, with any failure but the project's own an ImageReadError."""
+    try:
+        return _open_fits(target, name)
+    except QuickAnalysisError:
+        raise
+    except Exception as error:
+        raise ImageReadError(f"Cannot read {name}: {_reason(error)}") from None
+
+
 def _load_fits(target, hdu: int | str | None, name: str) -> Image:
     with warnings.catch_warnings():
         # Non-standard but readable headers are common; they are not errors here.
         warnings.simplefilter("ignore")
-        try:
-            hdul, infos = _open_fits(target, name)
-        except QuickAnalysisError:
-            raise
-        except Exception as error:
-            raise ImageReadError(f"Cannot read {name}: {_reason(error)}") from None
+        hdul, infos = _open_fits_or_fail(target, name)
         with hdul:
             index = _choose(hdul, infos, hdu, name)
             chosen = hdul[index]
@@ -513,11 +518,6 @@ def list_image_hdus(path_or_bytes: PathOrBytes, name: str | None = None) -> list
     stream = open(target, "rb") if isinstance(target, Path) else target
     with stream, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            hdul, infos = _open_fits(stream, name)
-        except QuickAnalysisError:
-            raise
-        except Exception as error:
-            raise ImageReadError(f"Cannot read {name}: {_reason(error)}") from None
+        hdul, infos = _open_fits_or_fail(stream, name)
         hdul.close()
     return infos
