@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import threading
-import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -42,8 +41,11 @@ from app.api_models import (
     validation_message,
 )
 from app.settings import get_settings
-from components.core import histogram_clipped, line_profile, statistics, subregion
+from components.core import histogram_clipped, line_profile, relative_to_pixel, statistics, subregion
+from components.core.header import header_cards, header_mapping
+from components.core.intervals import zscale_limits
 from components.errors import ImageNotFound, InvalidRequest, QuickAnalysisError
+from components.sources.base import newest_first
 
 __all__ = [
     "api_patterns",
@@ -188,16 +190,6 @@ def _iso(value: Any) -> str:
     return str(value)
 
 
-def _modified_sort_key(value: Any) -> float:
-    if isinstance(value, _dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=_dt.timezone.utc)
-        return value.timestamp()
-    if isinstance(value, (int, float)):
-        return float(value)
-    return 0.0
-
-
 def list_images(s3_directory: str | None, limit: int) -> list[dict]:
     """Frames of one allowed folder (or all of them), newest first."""
     allowed = list(get_settings().s3_directories)
@@ -214,8 +206,8 @@ def list_images(s3_directory: str | None, limit: int) -> list[dict]:
         for info in infos:
             name = info.key[len(prefix):] if info.key.startswith(prefix) else info.name
             frames.append((info, directory, name))
-    # Merging folders: newest first, ties by key like components.sources.newest_first.
-    frames.sort(key=lambda item: (_modified_sort_key(item[0].modified), item[0].key), reverse=True)
+    # Merging folders: the sources' own ordering, by the FrameInfo of each row.
+    frames = newest_first(frames, info=lambda item: item[0])
     return [
         {
             "full_filename": name,
@@ -230,36 +222,17 @@ def list_images(s3_directory: str | None, limit: int) -> list[dict]:
 def header_payload(query: HeaderQuery) -> dict:
     """The FITS header of the HDU a frame's image came from, as cards and as a dict."""
     image = load_frame(query.s3_directory, query.full_filename)
-    cards, header = [], {}
-    with warnings.catch_warnings():
-        # Real headers carry non-standard cards; astropy warns but still parses them.
-        warnings.simplefilter("ignore")
-        for card in image.header.cards:
-            try:
-                keyword = str(card.keyword)
-                value, comment = _card_value(card.value), str(card.comment or "")
-            except Exception:  # a malformed card: show its raw 80 characters instead
-                keyword, value, comment = str(card.image[:8]).strip(), str(card.image[10:]).strip(), ""
-            cards.append({"keyword": keyword, "value": value, "comment": comment})
-            if keyword in ("COMMENT", "HISTORY"):
-                header.setdefault(keyword, []).append("" if value is None else str(value))
-            elif keyword:
-                header[keyword] = value
+    # The header pane's cards too (components.core.header): one reading of a header.
+    cards = header_cards(image.header)
     return {
         "success": True,
         "full_filename": query.full_filename,
         "s3_directory": query.s3_directory,
         "hdu": int(image.hdu),
         "shape": [int(n) for n in np.shape(image.data)],
-        "header": header,
-        "cards": cards,
+        "header": header_mapping(cards),
+        "cards": [{"keyword": c.keyword, "value": c.value, "comment": c.comment} for c in cards],
     }
-
-
-def _card_value(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating, str)):
-        return to_jsonable(value)
-    return str(value) if type(value).__name__ != "Undefined" else None
 
 
 # ------------------------------------------------------------------ plot
@@ -267,23 +240,6 @@ def _card_value(value: Any) -> Any:
 
 def _stride(shape: tuple[int, int], max_side: int = PLOT_MAX_SIDE) -> int:
     return max(1, math.ceil(max(shape) / max_side))
-
-
-def _zscale_limits(pixels: np.ndarray) -> tuple[float, float]:
-    from astropy.visualization import ZScaleInterval
-
-    finite = pixels[np.isfinite(pixels)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    try:
-        low, high = ZScaleInterval().get_limits(finite)
-    except Exception:  # zscale's fit can fail on degenerate data: fall back to min/max
-        low, high = float(finite.min()), float(finite.max())
-    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
-        low, high = float(finite.min()), float(finite.max())
-        if low >= high:
-            low, high = low - 0.5, high + 0.5
-    return float(low), float(high)
 
 
 def render_line_profile_png(data: np.ndarray, start, end, title: str = "") -> bytes:
@@ -294,9 +250,9 @@ def render_line_profile_png(data: np.ndarray, start, end, title: str = "") -> by
     height, width = data.shape
     step = _stride(data.shape)
     small = np.asarray(data[::step, ::step], dtype=np.float32)
-    low, high = _zscale_limits(small)
-    x0, y0 = start[0] * (width - 1), start[1] * (height - 1)
-    x1, y1 = end[0] * (width - 1), end[1] * (height - 1)
+    low, high = zscale_limits(small)  # the dashboard's zscale, fallback included
+    x0, y0 = relative_to_pixel(start, data.shape)
+    x1, y1 = relative_to_pixel(end, data.shape)
     with _plot_lock:
         figure = Figure(figsize=(8, 9), dpi=100, layout="constrained")
         top, bottom = figure.subplots(2, 1, height_ratios=[3, 1])

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from astropy.time import Time
 
-from components.core import subregion
+from components.core import subregion_slices
 from components.core.quality import QualityThresholds, quality
 from components.errors import QuickAnalysisError
 from components.sources import FrameStore, Image
@@ -122,12 +122,9 @@ class QualityService:
     def _measure(self, info, hdu, region) -> dict:
         image = self.store.load(info.key, hdu)
         data, dx, dy = image.data, 0, 0
-        if region is not None:
-            height, width = image.data.shape
-            data = subregion(image.data, *region)
-            dy = int(round(min(region[1], region[3]) * height))
-            dx = int(round(min(region[0], region[2]) * width))
-            dy, dx = min(dy, height - 1), min(dx, width - 1)
+        if region is not None:  # subregion()'s own span rule gives the offset of the stars
+            rows, columns = subregion_slices(image.data.shape, *region)
+            data, dy, dx = image.data[rows, columns], rows.start, columns.start
         result = quality(
             data, image.header, wcs=image.wcs, saturation=self.saturation,
             pixel_scale=self.pixel_scale, thresholds=self.thresholds,

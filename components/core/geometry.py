@@ -2,7 +2,14 @@
 
 A point is ``(x, y)`` in [0, 1]: ``x`` runs along columns, ``y`` along rows with
 ``y = 0`` the top row (array row 0). The pixel of a point is
-``(x * (W - 1), y * (H - 1))`` for an image of ``H`` rows and ``W`` columns.
+``(x * (W - 1), y * (H - 1))`` for an image of ``H`` rows and ``W`` columns,
+measured between pixel centres. A box's corners are pixel *edges* instead:
+``(x * W, y * H)``, and the rows it holds follow the span rule
+``rint(y0 * H) .. rint(y1 * H)`` (:func:`relative_span`).
+
+These are the only places that convert between relative and pixel
+coordinates: the dashboard (:mod:`components.views.coords`), the REST API and
+the quality service all call them.
 """
 
 from __future__ import annotations
@@ -16,7 +23,17 @@ import numpy.typing as npt
 
 from components.errors import InvalidRequest
 
-__all__ = ["LineProfile", "line_profile", "subregion", "relative_to_pixel"]
+__all__ = [
+    "LineProfile",
+    "line_profile",
+    "subregion",
+    "subregion_slices",
+    "relative_span",
+    "relative_to_pixel",
+    "pixel_to_relative",
+    "relative_to_edges",
+    "edges_to_relative",
+]
 
 
 @dataclass(frozen=True)
@@ -81,6 +98,49 @@ def relative_to_pixel(point: Sequence[float], shape: tuple[int, int]) -> tuple[f
     x, y = _relative_point(point, "point")
     height, width = shape
     return x * (width - 1), y * (height - 1)
+
+
+def pixel_to_relative(pixel: Sequence[float], shape: tuple[int, int]) -> tuple[float, float]:
+    """Relative point of a pixel position (column, row), the inverse of :func:`relative_to_pixel`.
+
+    Not clamped: a position outside the pixel centres gives a value outside
+    [0, 1]. A single column (or row) maps to 0.
+
+    Examples
+    --------
+    >>> pixel_to_relative((5.0, 4.0), (5, 11))
+    (0.5, 1.0)
+    """
+    column, row = float(pixel[0]), float(pixel[1])
+    height, width = shape
+    return (column / (width - 1) if width > 1 else 0.0, row / (height - 1) if height > 1 else 0.0)
+
+
+def relative_to_edges(
+    corners: Sequence[float], shape: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """Pixel-edge coordinates ``(x0 * W, y0 * H, x1 * W, y1 * H)`` of a relative box.
+
+    Examples
+    --------
+    >>> relative_to_edges((0.25, 0.5, 1.0, 1.0), (10, 20))
+    (5.0, 5.0, 20.0, 10.0)
+    """
+    x0, y0, x1, y1 = (float(v) for v in corners)
+    height, width = shape
+    return x0 * width, y0 * height, x1 * width, y1 * height
+
+
+def edges_to_relative(
+    edges: Sequence[float], shape: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """Relative corners of a box given by pixel edges, the inverse of :func:`relative_to_edges`.
+
+    Not clamped: edges outside the frame give values outside [0, 1].
+    """
+    left, top, right, bottom = (float(v) for v in edges)
+    height, width = shape
+    return left / width, top / height, right / width, bottom / height
 
 
 def _bilinear(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -197,21 +257,56 @@ def subregion(
     (2, 4)
     """
     array = _check_image(image)
+    rows, columns = subregion_slices(array.shape, x0, y0, x1, y1)
+    return array[rows, columns]
+
+
+def subregion_slices(
+    shape: tuple[int, int], x0: float, y0: float, x1: float, y1: float
+) -> tuple[slice, slice]:
+    """``(rows, columns)`` slices of the pixels :func:`subregion` takes for a relative box.
+
+    The offset of a sub-region inside its frame is ``(rows.start, columns.start)``.
+
+    Raises
+    ------
+    InvalidRequest
+        As :func:`subregion`.
+
+    Examples
+    --------
+    >>> subregion_slices((10, 10), 0.5, 0.2, 0.1, 0.0)
+    (slice(0, 2, None), slice(1, 5, None))
+    """
+    height, width = int(shape[0]), int(shape[1])
+    if height < 1 or width < 1:
+        raise InvalidRequest(f"image shape must be positive, got {tuple(shape)!r}")
     xa, ya = _relative_point((x0, y0), "subregion corner 0")
     xb, yb = _relative_point((x1, y1), "subregion corner 1")
     if xa == xb or ya == yb:
         raise InvalidRequest(
             f"subregion has zero area: x0={xa}, x1={xb}, y0={ya}, y1={yb}"
         )
-    height, width = array.shape
-    r0, r1 = _span(min(ya, yb), max(ya, yb), height)
-    c0, c1 = _span(min(xa, xb), max(xa, xb), width)
-    return array[r0:r1, c0:c1]
+    r0, r1 = relative_span(min(ya, yb), max(ya, yb), height)
+    c0, c1 = relative_span(min(xa, xb), max(xa, xb), width)
+    return slice(r0, r1), slice(c0, c1)
 
 
-def _span(low: float, high: float, size: int) -> tuple[int, int]:
+def relative_span(low: float, high: float, size: int) -> tuple[int, int]:
+    """The span rule: pixels ``rint(low * size)`` to ``rint(high * size)``, end-exclusive.
+
+    ``rint`` rounds half to even. The span is kept inside ``[0, size)`` and
+    holds at least one pixel. ``low <= high`` are relative edges in [0, 1].
+
+    Examples
+    --------
+    >>> relative_span(0.25, 0.75, 10)  # rint(2.5) = 2, rint(7.5) = 8
+    (2, 8)
+    >>> relative_span(1.0, 1.0, 10)  # the last pixel, never an empty span
+    (9, 10)
+    """
     first = int(np.rint(low * size))
     last = int(np.rint(high * size))
-    first = min(first, size - 1)
+    first = min(max(first, 0), size - 1)
     last = max(last, first + 1)
     return first, min(last, size)

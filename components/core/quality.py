@@ -19,6 +19,8 @@ import numpy.typing as npt
 import sep
 from scipy.optimize import curve_fit
 
+from components.core.wcs import pixel_scale as _pixel_scale
+
 __all__ = [
     "QualityThresholds",
     "MoffatFit",
@@ -180,25 +182,8 @@ def _half_flux_radius(r: np.ndarray, values: np.ndarray) -> float | None:
 
 
 def pixel_scale_of(header: Mapping | None = None, wcs=None, default: float | None = None) -> float | None:
-    """Arcsec per pixel from the WCS, else the header (PIXSCALE, SECPIX), else ``default``."""
-    if wcs is not None:
-        try:
-            from astropy.wcs.utils import proj_plane_pixel_scales
-
-            scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0
-            if math.isfinite(scale) and scale > 0:
-                return scale
-        except Exception:  # a broken WCS simply gives no scale
-            pass
-    for key in ("PIXSCALE", "SECPIX", "SECPIX1"):
-        if header is not None and key in header:
-            try:
-                scale = float(header[key])
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(scale) and scale > 0:
-                return scale
-    return default
+    """Arcsec per pixel: :func:`components.core.wcs.pixel_scale`, the rule the profile pane uses too."""
+    return _pixel_scale(header, wcs, default)
 
 
 def saturation_level_of(image: np.ndarray, header: Mapping | None = None, default: float | None = None) -> float | None:
@@ -254,7 +239,8 @@ def quality(
     image : array_like
         2-D frame.
     header : mapping, optional
-        FITS header: SATURATE and PIXSCALE/SECPIX are used when present.
+        FITS header: SATURATE and the pixel scale keywords of
+        :func:`components.core.wcs.pixel_scale` are used when present.
     wcs : astropy.wcs.WCS, optional
         Celestial WCS giving the pixel scale.
     saturation, pixel_scale : float, optional

@@ -10,15 +10,16 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Iterable, Protocol, Sequence, runtime_checkable
+from typing import Callable, Iterable, Protocol, Sequence, TypeVar, runtime_checkable
 
-from components.errors import InvalidRequest, UnsafeKey
+from components.errors import ImageNotFound, InvalidRequest, UnsafeKey
 
 __all__ = [
     "FrameInfo",
     "FrameSource",
     "IMAGE_SUFFIXES",
     "check_key",
+    "check_image_key",
     "check_directory",
     "is_image_name",
     "is_hidden_or_temporary",
@@ -131,6 +132,22 @@ def check_key(key: str) -> str:
     return "/".join(parts)
 
 
+def check_image_key(key: str) -> str:
+    """The canonical form of a key that must name an image file (by its name).
+
+    Raises
+    ------
+    UnsafeKey
+        As :func:`check_key`.
+    ImageNotFound
+        The name is not a frame's (see :func:`is_image_name`): no source stores one there.
+    """
+    key = check_key(key)
+    if not is_image_name(split_key(key)[1]):
+        raise ImageNotFound(f"Image does not exist: {key}.")
+    return key
+
+
 def check_directory(directory: str | None) -> str:
     """The canonical form of a folder key (``""`` or ``None`` is the root).
 
@@ -227,6 +244,21 @@ def directories_of(keys: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def newest_first(frames: Iterable[FrameInfo]) -> list[FrameInfo]:
-    """Frames sorted newest first; equal times by key, last name first."""
-    return sorted(frames, key=lambda frame: (frame.modified, frame.key), reverse=True)
+T = TypeVar("T")
+
+
+def newest_first(frames: Iterable[T], info: Callable[[T], FrameInfo] | None = None) -> list[T]:
+    """Frames sorted newest first; equal times by key, last name first.
+
+    The one ordering of frames: the sources' listings, the dashboard's and
+    ``GET /images`` (which merges several folders) all use it.
+
+    Parameters
+    ----------
+    frames : iterable
+        :class:`FrameInfo` records, or rows holding one.
+    info : callable, optional
+        The :class:`FrameInfo` of a row (default: the row itself).
+    """
+    get = info or (lambda frame: frame)
+    return sorted(frames, key=lambda row: (get(row).modified, get(row).key), reverse=True)

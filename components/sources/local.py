@@ -17,6 +17,7 @@ from components.errors import ImageNotFound, UnsafeKey
 from components.sources.base import (
     FrameInfo,
     check_directory,
+    check_image_key,
     check_key,
     directories_of,
     is_hidden_or_temporary,
@@ -91,9 +92,7 @@ class LocalSource:
 
     def path(self, key: str) -> Path:
         """The real path of a frame (checked: inside the root, an existing image file)."""
-        key = check_key(key)
-        if not is_image_name(split_key(key)[1]):
-            raise ImageNotFound(f"Image does not exist: {key}.")
+        key = check_image_key(key)
         path = self._resolve(key, "key")
         if not os.path.isfile(path):
             raise ImageNotFound(f"Image does not exist: {key}.")

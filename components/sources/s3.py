@@ -12,6 +12,7 @@ from components.errors import ImageNotFound, UnsafeKey
 from components.sources.base import (
     FrameInfo,
     check_directory,
+    check_image_key,
     check_key,
     directories_of,
     is_image_name,
@@ -111,10 +112,7 @@ class S3Source:
         return FrameInfo(key, directory, name, int(size), modified, etag.strip('"'))
 
     def _checked(self, key: str) -> str:
-        key = check_key(key)
-        if not is_image_name(split_key(key)[1]):
-            raise ImageNotFound(f"Image does not exist: {key}.")
-        return key
+        return check_image_key(key)
 
     def info(self, key: str) -> FrameInfo:
         """The frame under ``key`` (``head_object``); ImageNotFound when absent."""

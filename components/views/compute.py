@@ -12,7 +12,6 @@ watch is analysed once, not once per browser.
 
 from __future__ import annotations
 
-import math
 import threading
 import weakref
 from collections import OrderedDict
@@ -20,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from components.core import histogram_clipped, line_profile, statistics, subregion
+from components.core import histogram_clipped, line_profile, statistics, subregion, wcs
 from components.views import coords, display
 
 __all__ = [
@@ -61,24 +60,27 @@ def clear() -> None:
         _memo.clear()
 
 
+def _corners(image, box) -> tuple[float, float, float, float] | None:
+    """The API corners of a plot box; None (the whole frame) without a box or for one of no area."""
+    return None if box is None else coords.plot_box_to_relative(box, image.data.shape)
+
+
+def _pixels(image, corners) -> np.ndarray:
+    return image.data if corners is None else subregion(image.data, *corners)
+
+
 def region(image, box) -> tuple[np.ndarray, tuple[float, float, float, float] | None]:
     """Pixels of a plot box (or the whole frame for None) and the API corners used."""
-    data = image.data
-    if box is None:
-        return data, None
-    corners = coords.plot_box_to_relative(box, data.shape)
-    if corners is None:
-        return data, None
-    return subregion(data, *corners), corners
+    corners = _corners(image, box)
+    return _pixels(image, corners), corners
 
 
 def region_statistics(image, box=None) -> dict:
     """``components.core.statistics`` of the box (or whole frame), plus ``subregion``/``shape``."""
-    data = image.data
-    corners = None if box is None else coords.plot_box_to_relative(box, data.shape)
+    corners = _corners(image, box)
 
     def compute():
-        pixels = data if corners is None else subregion(data, *corners)
+        pixels = _pixels(image, corners)
         result = dict(statistics(pixels))
         result["shape"] = tuple(int(n) for n in pixels.shape)
         return result
@@ -90,12 +92,10 @@ def region_statistics(image, box=None) -> dict:
 
 def region_histogram(image, box=None, clip_percent: float | None = 0.001) -> dict:
     """``components.core.histogram_clipped`` of the box (or whole frame)."""
-    data = image.data
-    corners = None if box is None else coords.plot_box_to_relative(box, data.shape)
+    corners = _corners(image, box)
 
     def compute():
-        pixels = data if corners is None else subregion(data, *corners)
-        return histogram_clipped(pixels, clip_percent)
+        return histogram_clipped(_pixels(image, corners), clip_percent)
 
     result = dict(_memoised(image, "histogram", (corners, clip_percent), compute))
     result["subregion"] = corners
@@ -140,29 +140,8 @@ def equalization_table(image, low: float, high: float) -> np.ndarray:
 
 
 def pixel_scale(image, fallback: float | None = None) -> float | None:
-    """Arcsec per pixel: from the WCS, else the header (PIXSCALE/SECPIX), else ``fallback``."""
-
-    def compute():
-        wcs = getattr(image, "wcs", None)
-        if wcs is not None:
-            try:
-                from astropy.wcs.utils import proj_plane_pixel_scales
-
-                scales = proj_plane_pixel_scales(wcs.celestial)
-                value = float(np.mean(scales)) * 3600.0
-                if math.isfinite(value) and value > 0:
-                    return value
-            except Exception:  # an unusual WCS: try the header
-                pass
-        header = getattr(image, "header", None)
-        if header is not None:
-            for keyword in ("PIXSCALE", "SECPIX", "PIXSCAL1"):
-                try:
-                    value = float(header[keyword])
-                except (KeyError, TypeError, ValueError):
-                    continue
-                if math.isfinite(value) and value > 0:
-                    return value
-        return float(fallback) if fallback else None
-
-    return _memoised(image, "pixel_scale", (fallback,), compute)
+    """Arcsec per pixel of a frame: :func:`components.core.wcs.pixel_scale`, the rule quality uses."""
+    return _memoised(
+        image, "pixel_scale", (fallback,),
+        lambda: wcs.pixel_scale(getattr(image, "header", None), getattr(image, "wcs", None), fallback),
+    )

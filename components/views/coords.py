@@ -14,6 +14,10 @@ The API (:mod:`components.core`) uses relative coordinates in [0, 1]:
 * a **box** ``(x0, y0, x1, y1)`` covers rows ``rint(y0 * H) .. rint(y1 * H)``
   (end-exclusive) and likewise columns: its corners are pixel *edges*.
 
+The relative <-> pixel rules themselves (and the span rule) are
+:mod:`components.core.geometry`'s; this module only adds the half-pixel shift
+between pixel and plot coordinates, clamping and sorting.
+
 Nothing here imports Panel, Bokeh or HoloViews.
 """
 
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import math
 from typing import NamedTuple
+
+from components.core import geometry
 
 __all__ = [
     "Box",
@@ -98,17 +104,15 @@ def _unit(value: float) -> float:
 
 def plot_to_relative_point(x: float, y: float, shape) -> tuple[float, float]:
     """API point ``(x, y)`` in [0, 1] of a plot point (clamped to the pixel centres)."""
-    height, width = _check_shape(shape)
-    column, row = plot_to_pixel(float(x), float(y))
-    rx = column / (width - 1) if width > 1 else 0.0
-    ry = row / (height - 1) if height > 1 else 0.0
+    shape = _check_shape(shape)
+    rx, ry = geometry.pixel_to_relative(plot_to_pixel(float(x), float(y)), shape)
     return _unit(rx), _unit(ry)
 
 
 def relative_to_plot_point(x: float, y: float, shape) -> tuple[float, float]:
     """Plot point of an API point (inverse of :func:`plot_to_relative_point` inside the image)."""
-    height, width = _check_shape(shape)
-    return pixel_to_plot(_unit(float(x)) * (width - 1), _unit(float(y)) * (height - 1))
+    shape = _check_shape(shape)
+    return pixel_to_plot(*geometry.relative_to_pixel((_unit(float(x)), _unit(float(y))), shape))
 
 
 def plot_line_to_relative(line, shape) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -130,12 +134,11 @@ def plot_box_to_relative(box, shape) -> tuple[float, float, float, float] | None
     Returns None when the box, clamped to the frame, has no area: the caller
     then analyses the whole frame (the API refuses zero-area boxes).
     """
-    height, width = _check_shape(shape)
+    shape = _check_shape(shape)
     x0, y0, x1, y1 = (float(v) for v in box)
     left, right = sorted((x0, x1))
     top, bottom = sorted((y0, y1))
-    rx0, rx1 = _unit(left / width), _unit(right / width)
-    ry0, ry1 = _unit(top / height), _unit(bottom / height)
+    rx0, ry0, rx1, ry1 = (_unit(v) for v in geometry.edges_to_relative((left, top, right, bottom), shape))
     if rx0 == rx1 or ry0 == ry1:
         return None
     return rx0, ry0, rx1, ry1
@@ -143,34 +146,22 @@ def plot_box_to_relative(box, shape) -> tuple[float, float, float, float] | None
 
 def relative_box_to_plot(x0: float, y0: float, x1: float, y1: float, shape) -> Box:
     """Plot box of an API box (sorted)."""
-    height, width = _check_shape(shape)
+    shape = _check_shape(shape)
     left, right = sorted((_unit(x0), _unit(x1)))
     top, bottom = sorted((_unit(y0), _unit(y1)))
-    return Box(left * width, top * height, right * width, bottom * height)
+    return Box(*geometry.relative_to_edges((left, top, right, bottom), shape))
 
 
 def box_pixel_slices(box, shape) -> tuple[slice, slice] | None:
     """``(rows, cols)`` slices of the pixels :func:`components.core.subregion` takes for a plot box.
 
-    Mirrors ``subregion`` so the page can say exactly which pixels a box holds.
+    It calls ``subregion``'s own rule (:func:`components.core.subregion_slices`),
+    so the page says exactly which pixels a box holds.
     """
     relative = plot_box_to_relative(box, shape)
     if relative is None:
         return None
-    height, width = _check_shape(shape)
-    rx0, ry0, rx1, ry1 = relative
-
-    def span(low: float, high: float, size: int) -> slice:
-        first = min(int(round_half_even(low * size)), size - 1)
-        last = max(int(round_half_even(high * size)), first + 1)
-        return slice(first, min(last, size))
-
-    return span(ry0, ry1, height), span(rx0, rx1, width)
-
-
-def round_half_even(value: float) -> float:
-    """numpy's ``rint`` for one float (Python's round() is also half-to-even)."""
-    return float(round(value))
+    return geometry.subregion_slices(_check_shape(shape), *relative)
 
 
 def clip_line(line, shape) -> Line:

@@ -1,5 +1,9 @@
 """Display limits (interval), stretches and colour palettes of the image view.
 
+Intervals are :func:`components.core.intervals.interval_limits` (astropy's
+ZScale, MinMax, Percentile and Manual intervals; re-exported here) and
+stretches are astropy's (:func:`stretch`).
+
 The rasterized image keeps the frame's *raw* values, so the hover and the
 colorbar show real pixel values. Bokeh maps them linearly between the interval
 limits onto a long palette; the stretch is baked into that palette: entry ``i``
@@ -7,7 +11,7 @@ of ``n`` has the colour of ``cmap(stretch((i + 0.5) / n))``. This is the same as
 stretching the normalised data and colour-mapping it linearly, to 1/n of the
 interval, and it costs nothing per render.
 
-Pure numpy: nothing here imports Panel, Bokeh or HoloViews.
+Pure numpy/astropy: nothing here imports Panel, Bokeh or HoloViews.
 """
 
 from __future__ import annotations
@@ -15,6 +19,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from astropy.visualization import (
+    AsinhStretch,
+    HistEqStretch,
+    LinearStretch,
+    LogStretch,
+    SqrtStretch,
+)
+
+from components.core.intervals import interval_limits
 
 __all__ = [
     "INTERVALS",
@@ -23,6 +36,7 @@ __all__ = [
     "PALETTE_SIZE",
     "sample",
     "interval_limits",
+    "stretch",
     "stretch_values",
     "equalization_table",
     "make_palette",
@@ -93,64 +107,6 @@ def sample(data: np.ndarray, max_pixels: int = _SAMPLE_PIXELS) -> np.ndarray:
     return values
 
 
-def _widen(low: float, high: float) -> tuple[float, float]:
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return 0.0, 1.0
-    if high < low:
-        low, high = high, low
-    if high == low:
-        return low - 0.5, high + 0.5
-    return float(low), float(high)
-
-
-def interval_limits(
-    values: np.ndarray,
-    interval: str,
-    manual: tuple[float | None, float | None] = (None, None),
-    extremes: tuple[float, float] | None = None,
-) -> tuple[float, float]:
-    """Display limits ``(low, high)`` with ``low < high``.
-
-    Parameters
-    ----------
-    values : ndarray
-        Finite sample of the frame (see :func:`sample`).
-    interval : str
-        ``zscale``, ``minmax``, a percentile kept around the median
-        (``99.5``, ``99``, ``95``) or ``manual``.
-    manual : (low, high)
-        Limits for ``manual``; a missing one falls back to min/max.
-    extremes : (min, max), optional
-        Exact min and max of the frame (the sample may miss a hot pixel).
-    """
-    if values.size == 0:
-        return 0.0, 1.0
-    if extremes is not None and all(v is not None for v in extremes):
-        low, high = float(extremes[0]), float(extremes[1])
-    else:
-        low, high = float(values.min()), float(values.max())
-    if interval == "minmax":
-        return _widen(low, high)
-    if interval == "manual":
-        mlow, mhigh = manual
-        return _widen(low if mlow is None else float(mlow), high if mhigh is None else float(mhigh))
-    if interval == "zscale":
-        from astropy.visualization import ZScaleInterval
-
-        try:
-            zlow, zhigh = ZScaleInterval().get_limits(values)
-        except Exception:  # degenerate data: fall back to min/max
-            zlow, zhigh = low, high
-        return _widen(float(zlow), float(zhigh))
-    try:
-        percent = float(interval)
-    except ValueError:
-        raise ValueError(f"unknown interval {interval!r}") from None
-    cut = (100.0 - percent) / 2.0
-    plow, phigh = np.percentile(values, [cut, 100.0 - cut])
-    return _widen(float(plow), float(phigh))
-
-
 def equalization_table(values: np.ndarray, low: float, high: float, bins: int = PALETTE_SIZE) -> np.ndarray:
     """Cumulative distribution of ``values`` at ``bins + 1`` even steps of [low, high], in [0, 1]."""
     inside = values[(values >= low) & (values <= high)]
@@ -161,22 +117,35 @@ def equalization_table(values: np.ndarray, low: float, high: float, bins: int = 
     return cumulative / cumulative[-1]
 
 
-def stretch_values(name: str, t: np.ndarray, table: np.ndarray | None = None) -> np.ndarray:
-    """Stretch of normalised values ``t`` in [0, 1] (astropy's definitions); result in [0, 1]."""
-    t = np.clip(np.asarray(t, dtype=np.float64), 0.0, 1.0)
+def stretch(name: str, table: np.ndarray | None = None):
+    """The astropy stretch of a name (``table``: see :func:`equalization_table`).
+
+    The log and asinh stretches keep astropy's defaults (``a = 1000`` and
+    ``a = 0.1``). Histogram equalisation is astropy's :class:`HistEqStretch`
+    given the frame's equalisation table as its mapping (``data`` the table's
+    even steps of [0, 1], ``values`` the cumulative distribution there), so a
+    palette costs one interpolation of 4096 entries and never sorts a sample.
+    """
     if name == "linear":
-        return t
+        return LinearStretch()
     if name == "log":
-        return np.log(_LOG_A * t + 1.0) / math.log(_LOG_A + 1.0)
+        return LogStretch(a=_LOG_A)
     if name == "sqrt":
-        return np.sqrt(t)
+        return SqrtStretch()
     if name == "asinh":
-        return np.arcsinh(t / _ASINH_A) / math.asinh(1.0 / _ASINH_A)
+        return AsinhStretch(a=_ASINH_A)
     if name == "histeq":
         if table is None:
-            return t
-        return np.interp(t, np.linspace(0.0, 1.0, len(table)), table)
+            return LinearStretch()
+        table = np.asarray(table, dtype=np.float64)
+        return HistEqStretch(np.linspace(0.0, 1.0, len(table)), values=table)
     raise ValueError(f"unknown stretch {name!r}")
+
+
+def stretch_values(name: str, t: np.ndarray, table: np.ndarray | None = None) -> np.ndarray:
+    """Stretch of normalised values ``t`` in [0, 1] (clipped first); result in [0, 1]."""
+    t = np.array(t, dtype=np.float64)  # a copy: astropy's stretches may work in place
+    return stretch(name, table)(t, clip=True)
 
 
 def _hex_to_rgb(colors: list[str]) -> np.ndarray:

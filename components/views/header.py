@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import html
-import warnings
 
 import panel as pn
 import param
 
+from components.core import header as core_header
 from components.views.style import STYLESHEET
 from components.views.state import Session
 
@@ -15,19 +15,11 @@ __all__ = ["HeaderPane", "header_cards", "filter_cards"]
 
 
 def header_cards(header) -> list[str]:
-    """The header's cards as 80-character strings (unparsable cards verbatim)."""
-    if header is None:
-        return []
-    cards = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # real headers carry non-standard cards
-        for card in header.cards:
-            try:
-                text = str(card.image)
-            except Exception:  # a card astropy cannot format: show what it has
-                text = f"{card.keyword:8s}= {card._value!r}" if hasattr(card, "_value") else str(card.keyword)
-            cards.append(text.rstrip())
-    return cards
+    """The header's cards as 80-character strings (unparsable cards verbatim).
+
+    The cards are :func:`components.core.header.header_cards`, as ``GET /header`` lists them.
+    """
+    return [card.text for card in core_header.header_cards(header)]
 
 
 def filter_cards(cards: list[str], query: str) -> list[str]:
