@@ -111,6 +111,15 @@ def _transform(v, center, absolute):
     return v
 
 
+@njit(cache=True, inline="always")
+def _bin(v, low, scale, nbins):
+    # One binning rule: float_collect must pick exactly the values float_histogram counted.
+    k = np.int64((v - low) * scale)
+    if k >= nbins:
+        k = nbins - 1
+    return k
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _float_histogram(image, low, high, nbins, center, absolute, shift, nchunks):
     rows, cols = image.shape
@@ -127,10 +136,7 @@ def _float_histogram(image, low, high, nbins, center, absolute, shift, nchunks):
             for j in range(cols):
                 v = _transform(np.float64(image[i, j]), center, absolute)
                 if v >= low and v <= high:
-                    k = np.int64((v - low) * scale)
-                    if k >= nbins:
-                        k = nbins - 1
-                    local[k] += 1
+                    local[_bin(v, low, scale, nbins)] += 1
                     s1 += v - shift
                     s2 += (v - shift) * (v - shift)
         sums[chunk] = s1
@@ -176,10 +182,7 @@ def _float_collect(image, low, high, wanted, total, center, absolute, nchunks):
             for j in range(cols):
                 v = _transform(np.float64(image[i, j]), center, absolute)
                 if v >= low and v <= high:
-                    k = np.int64((v - low) * scale)
-                    if k >= nbins:
-                        k = nbins - 1
-                    if wanted[k] and n < total:
+                    if wanted[_bin(v, low, scale, nbins)] and n < total:
                         out[n] = v
                         n += 1
         filled[chunk] = n
