@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import socket
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -101,6 +102,13 @@ class EventReader:
             return [data for name, data in self.events if name == topic]
 
     def close(self):
+        # response.close() would wait for the reading thread's next line (up to a
+        # keep-alive period): shut the socket down under it instead.
+        try:
+            self._response.raw._fp.fp.raw._sock.shutdown(socket.SHUT_RDWR)
+        except (AttributeError, OSError):
+            pass
+        self._thread.join(timeout=5)
         self._response.close()
 
 
