@@ -58,7 +58,10 @@ def parse_night(text: str) -> str:
     """Check a ``YYYY-MM-DD`` night (raises ValueError)."""
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text or ""):
         raise ValueError(f"a night is YYYY-MM-DD, got {text!r}")
-    return date.fromisoformat(text).isoformat()
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError as error:
+        raise ValueError(f"invalid night {text!r}: {error}") from None
 
 
 def night_bounds(night: str, zone: tzinfo = timezone.utc) -> tuple[float, float]:
