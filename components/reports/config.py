@@ -9,12 +9,16 @@ followed through ``[[dataset]]`` and ``[[dataset.alarm]]`` headers).
 from __future__ import annotations
 
 import re
-import tomllib
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any
 
 from croniter import croniter
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.sources.history import METRICS
