@@ -7,7 +7,7 @@
   own, plain names: nothing outside the folder is ever served);
 * ``GET /events``: a server-sent event stream of the bus's ``frame``,
   ``quality``, ``alarm`` and ``report`` events (``?topics=`` narrows it), with
-  a keep-alive comment every :data:`KEEP_ALIVE` seconds.
+  a keep-alive comment every :data:`KEEP_ALIVE` seconds (``?keepalive=`` 1-300).
 """
 
 from __future__ import annotations
@@ -134,6 +134,13 @@ class EventsHandler(ApiHandler):
         if unknown or not topics:
             self.fail(InvalidRequest(f"topics must be among {', '.join(EVENT_TOPICS)}, got {wanted!r}"))
             return
+        try:
+            keep_alive = float(self.get_query_argument("keepalive", str(KEEP_ALIVE)))
+        except ValueError:
+            keep_alive = float("nan")
+        if not 1.0 <= keep_alive <= 300.0:  # also refuses NaN
+            self.fail(InvalidRequest("keepalive must be between 1 and 300 seconds"))
+            return
         self.set_header("Content-Type", "text/event-stream; charset=UTF-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")  # proxies must not hold the stream back
@@ -157,7 +164,7 @@ class EventsHandler(ApiHandler):
             await self.flush()
             while not self._closed:
                 try:
-                    event = await queue.get(timeout=_dt.timedelta(seconds=KEEP_ALIVE))
+                    event = await queue.get(timeout=_dt.timedelta(seconds=keep_alive))
                 except tornado.util.TimeoutError:
                     self.write(": keep-alive\n\n")
                 else:

@@ -67,11 +67,11 @@ def wait_until(predicate, timeout: float = 90.0, what: str = "condition", interv
 class EventReader:
     """Reads a server's ``/events`` stream in a thread into ``events`` (``(topic, data)``)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, **params):
         self.events: list[tuple[str, dict]] = []
         self.comments: list[str] = []
         self._lock = threading.Lock()
-        self._response = requests.get(url + "/events", stream=True, timeout=(5, 120))
+        self._response = requests.get(url + "/events", params=params, stream=True, timeout=(5, 120))
         self._response.raise_for_status()
         self.content_type = self._response.headers["Content-Type"]
         self._thread = threading.Thread(target=self._read, daemon=True)

@@ -87,6 +87,13 @@ def _report(server, events, dataset, frames):
 def test_a_night_with_bad_seeing_and_clouds(night_server):
     server, events, inbox = night_server
     assert events.content_type.startswith("text/event-stream")
+    # A quiet stream keeps the connection alive with comments; a client leaving is no trouble.
+    quiet = EventReader(server.url, topics="report", keepalive="1")
+    wait_until(lambda: ": keep-alive" in quiet.comments, 30, "a keep-alive comment")
+    assert quiet.comments[0] == ": connected" and quiet.events == []
+    quiet.close()
+    for bad in ({"topics": "frames"}, {"keepalive": "0"}, {"keepalive": "nan"}):
+        assert requests.get(server.url + "/events", params=bad, timeout=10).status_code == 400
     # A good night in the other dataset, all at once.
     good_keys = [write_frame(server.root, "good", i, name="g") for i in range(4)]
     # The camera's night, frame by frame: each written when the previous one was measured.
