@@ -670,7 +670,9 @@ class DocsHandler(ApiHandler):
 
 def api_patterns() -> list[tuple]:
     """Tornado routes of the REST API (a trailing slash is tolerated)."""
-    return [
+    from app.reports_api import reports_patterns  # reports, alarms, /events (issue 10)
+
+    return [*reports_patterns(),
         (r"/health/?", HealthHandler),
         (r"/lineprofile/?", LineProfileHandler),
         (r"/statistics/?", StatisticsHandler),

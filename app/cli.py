@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the simulated camera writing into ROOT/data (QA_DEMO, default on)",
     )
     serve.add_argument("--show", action="store_true", help="open a browser")
+    report = commands.add_parser("report", help="build a night report now from the quality history")
+    report.add_argument("--dataset", required=True, help="dataset name in QA_REPORTS_CONFIG")
+    report.add_argument("--night", required=True, help="night, YYYY-MM-DD (its local date at dusk)")
+    report.add_argument("--root", type=Path, help="local folder of frames (QA_ROOT)")
+    report.add_argument("--mail", action="store_true", help="also mail it to the dataset's recipients")
     return parser
 
 
@@ -43,10 +48,10 @@ def main(argv: list[str] | None = None) -> None:
         name: value
         for name, value in (
             ("root", args.root),
-            ("port", args.port),
-            ("address", args.address),
-            ("allow_websocket_origin", args.allow_websocket_origin),
-            ("demo", args.demo),
+            ("port", getattr(args, "port", None)),
+            ("address", getattr(args, "address", None)),
+            ("allow_websocket_origin", getattr(args, "allow_websocket_origin", None)),
+            ("demo", getattr(args, "demo", None)),
         )
         if value is not None
     }
@@ -59,9 +64,34 @@ def main(argv: list[str] | None = None) -> None:
             for e in error.errors()
         )
         build_parser().error(f"invalid setting: {problems}")
+    if args.command == "report":
+        _report(args, settings)
+        return
+    if settings.reports_config is not None:
+        # A bad dataset file stops the server before it starts, naming line and key.
+        from components.reports import ConfigError, load_config
+
+        try:
+            load_config(settings.reports_config)
+        except ConfigError as error:
+            build_parser().error(f"invalid QA_REPORTS_CONFIG: {error}")
     from app.server import serve
 
     serve(settings, show=args.show)
+
+
+def _report(args, settings: Settings) -> None:
+    """``quickanalysis report``: build one report now and print its folder."""
+    from app.reports_service import build_now
+    from components.reports import ConfigError
+    from components.reports.night import parse_night
+
+    try:
+        night = parse_night(args.night)
+        report, folder = build_now(settings, args.dataset, night, mail=args.mail)
+    except (ConfigError, ValueError) as error:
+        build_parser().error(str(error))
+    print(f"{folder}  ({report['frames']} frames, {len(report['alarms'])} alarms)")
 
 
 if __name__ == "__main__":

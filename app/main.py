@@ -139,6 +139,9 @@ def start_process_services():
                 max_frames=settings.demo_max_frames,
             )
             _camera.start()
+        from app.reports_service import start_reports_service  # alarms and night reports (issue 10)
+
+        start_reports_service(settings)
         threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
         return _camera
 

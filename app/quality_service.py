@@ -18,6 +18,7 @@ from astropy.time import Time
 from components.core import subregion_slices
 from components.core.quality import QualityThresholds, quality
 from components.errors import QuickAnalysisError
+from components.events import bus
 from components.sources import FrameStore, Image
 from components.sources.history import QualityHistory
 
@@ -147,6 +148,9 @@ class QualityService:
         self._done.add((key, info.version))
         if result is not None:
             self.history.record(key, info.version, result["observed"], result)
+            row = self.history.latest(key)  # feed-branch: replaced by FrameFeed / QualityService
+            if row is not None:  # feed-branch: replaced by FrameFeed / QualityService
+                bus().publish("quality", row)  # feed-branch: replaced by FrameFeed / QualityService
         return result
 
     def pending(self) -> list[str]:
@@ -159,7 +163,20 @@ class QualityService:
                 for key in self.pending():
                     if self._stop.is_set():
                         break
+                    _publish_frame(self.store, key)  # feed-branch: replaced by FrameFeed
                     self.record(key)
             except Exception:  # a bad scan must not end the worker
                 log.exception("quality scan failed")
             self._stop.wait(self.interval)
+
+
+def _publish_frame(store, key: str) -> None:  # feed-branch: replaced by FrameFeed
+    """A minimal ``frame`` event for a frame version seen for the first time."""
+    try:
+        info = store.info(key)
+    except QuickAnalysisError:
+        return
+    bus().publish("frame", {
+        "event": "added", "key": info.key, "version": info.version, "directory": info.directory,
+        "name": info.name, "size": info.size, "modified": info.modified.isoformat(),
+    })

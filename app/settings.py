@@ -83,6 +83,29 @@ class Settings(BaseSettings):
     saturated_bad: float = Field(default=1e-3, description="Saturated-pixel fraction 'bad' from here.")
     stars_warn: int = Field(default=25, description="Star count verdict 'warn' at or below this.")
     stars_bad: int = Field(default=5, description="Star count verdict 'bad' at or below this.")
+    # Night reports, alarms and notifications (issue 10).
+    reports_config: Path | None = Field(
+        default=None, description="TOML file of datasets, plots, schedules and alarm rules (none: no reports)."
+    )
+    reports_dir: Path | None = Field(
+        default=None, description="Folder of the night reports (default <root>/.quickanalysis/reports)."
+    )
+    reports_interval: float = Field(
+        default=15.0, gt=0, description="Seconds between two looks at schedules, end of night and idle alarms."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for report and alarm mail (none: no mail).")
+    smtp_port: int = Field(default=25, description="SMTP port.")
+    smtp_from: str = Field(default="quickanalysis@localhost", description="Sender of the mail.")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_user: str | None = Field(default=None, description="SMTP login (none: no login).")
+    smtp_password: str | None = Field(default=None, description="SMTP password.")
+    public_url: str | None = Field(
+        default=None, description="Public base URL of this server, for links in mail (default http://address:port)."
+    )
+    postmessage_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins of host pages the embedded dashboard posts events to (none: nothing posted).",
+    )
 
     def thresholds(self):
         """The quality verdict limits of these settings."""
@@ -104,7 +127,14 @@ class Settings(BaseSettings):
     def history_path(self) -> Path:
         return self.history_db or (self.root / ".quickanalysis" / "quality.sqlite3")
 
-    @field_validator("allow_websocket_origin", "cors_origins", "s3_directories", mode="before")
+    def reports_path(self) -> Path:
+        return self.reports_dir or (self.root / ".quickanalysis" / "reports")
+
+    def base_url(self) -> str:
+        """Where this server is reached, for links in mail (QA_PUBLIC_URL or http://address:port)."""
+        return (self.public_url or f"http://{self.address}:{self.port}").rstrip("/")
+
+    @field_validator("allow_websocket_origin", "cors_origins", "s3_directories", "postmessage_origins", mode="before")
     @classmethod
     def _csv(cls, value):
         return _split_csv(value)

@@ -11,6 +11,7 @@ import panel as pn
 import param
 
 from components.views import display
+from components.views.alarms import AlarmPanel  # issue 10: alarm banner, timeline marks, postMessage
 from components.views.style import STYLESHEET
 from components.views.header import HeaderPane
 from components.views.histogram import HistogramPane
@@ -382,6 +383,7 @@ class Dashboard(pn.viewable.Viewer):
         return pn.Column(
             pn.Row(self._title, self._notice, sizing_mode="stretch_width", height=38),
             controls,
+            AlarmPanel(session=self.session, timeline=self.timeline),  # issue 10
             self._error,
             self._empty,
             main,
