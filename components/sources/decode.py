@@ -219,6 +219,8 @@ def read_compressed_fits(source, kind: str, max_bytes: int, name: str) -> bytes:
                     break
                 if index == 0 and not bytes(block).startswith(b"SIMPLE  ="):
                     raise ImageReadError(f"Cannot read {name}: the {kind} file does not hold a FITS file")
+                if index > 0 and not bytes(block).startswith(b"XTENSION"):
+                    break  # padding or garbage after the last HDU, which astropy ignores too
                 header_blocks = [block]
                 while not _ends_header(block) and len(block) == _BLOCK:
                     headers += _BLOCK
