@@ -382,6 +382,8 @@ def _rice_astropy(cdata, plan: dict, out: np.ndarray) -> None:
 def _hcompress_astropy(cdata, plan: dict, out: np.ndarray) -> None:
     from astropy.io.fits.hdu.compressed._codecs import HCompress1
 
+    if min(out.shape) < 2:
+        raise _Unusual("HCOMPRESS needs 2-D tiles")  # astropy refuses them too
     codec = HCompress1(scale=0, smooth=plan["smooth"], bytepix=8, nx=out.shape[0], ny=out.shape[1])
     out[...] = np.asarray(codec.decode(cdata)).reshape(out.shape)
 
