@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     cache_bytes: int = Field(
         default=2 * 1024**3, description="Size bound of the decoded-image cache, in bytes."
     )
+    max_frame_bytes: int = Field(
+        default=2 * 1024**3,
+        description="Largest frame decoded, in bytes (never above QA_CACHE_BYTES); larger ones answer 413.",
+    )
     saturation_level: float | None = Field(
         default=None,
         description="Saturation level when the header has no SATURATE keyword (default: dtype max).",

@@ -11,6 +11,7 @@ __all__ = [
     "ImageReadError",
     "ImageNotFound",
     "UnsafeKey",
+    "FrameTooLarge",
 ]
 
 
@@ -36,3 +37,9 @@ class ImageNotFound(QuickAnalysisError, LookupError):
 
 class UnsafeKey(InvalidRequest):
     """A key tries to leave its folder (``..``, absolute path, symlink outside root)."""
+
+
+class FrameTooLarge(ImageReadError):
+    """A frame declares (or decompresses to) more bytes than QA_MAX_FRAME_BYTES allows."""
+
+    status = 413

@@ -8,12 +8,9 @@ reading, and nothing stays open (no memory maps) once an image is loaded.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
 import os
 import warnings
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
@@ -22,7 +19,13 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from components.errors import ImageNotFound, ImageReadError, InvalidRequest, QuickAnalysisError
+from components.errors import FrameTooLarge, ImageNotFound, ImageReadError, InvalidRequest, QuickAnalysisError
+from components.sources.decode import (
+    DEFAULT_MAX_FRAME_BYTES,
+    check_declared,
+    decompress_tiles,
+    read_compressed_fits,
+)
 
 __all__ = ["HDUInfo", "Image", "load_image", "list_image_hdus", "normalize_hdu"]
 
@@ -34,6 +37,8 @@ _BZIP2_MAGIC = b"BZh"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 # Weights of ITU-R BT.601 luma, as Pillow's own RGB -> L conversion.
+# "No bound" for the stream readers, which need a number.
+_UNBOUNDED = 1 << 62
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -148,15 +153,6 @@ def _read_head(path: Path, name: str, count: int = 16) -> bytes:
         raise ImageReadError(f"Cannot read {name}: {error.strerror or error}") from None
 
 
-def _read_all(path: Path, name: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ImageNotFound(f"Image does not exist: {name}.") from None
-    except OSError as error:
-        raise ImageReadError(f"Cannot read {name}: {error.strerror or error}") from None
-
-
 def _sniff(head: bytes) -> str | None:
     if head.startswith(_FITS_MAGIC):
         return "fits"
@@ -169,15 +165,6 @@ def _sniff(head: bytes) -> str | None:
     if head.startswith(_JPEG_MAGIC):
         return "jpeg"
     return None
-
-
-def _decompress(raw: bytes, kind: str, name: str) -> bytes:
-    try:
-        if kind == "gzip":
-            return gzip.decompress(raw)
-        return bz2.decompress(raw)
-    except (OSError, EOFError, ValueError, zlib.error) as error:
-        raise ImageReadError(f"Cannot read {name}: corrupt or truncated {kind} data ({error})") from None
 
 
 def _reason(error: Exception) -> str:
@@ -326,10 +313,13 @@ def _check_complete(hdul: fits.HDUList, target, name: str) -> None:
         raise ImageReadError(f"Cannot read {name}: the file is truncated (in the header of HDU {len(hdul)})")
 
 
-def _open_fits(target, name: str) -> tuple[fits.HDUList, list[HDUInfo]]:
+def _open_fits(target, name: str, max_bytes: int | None = None) -> tuple[fits.HDUList, list[HDUInfo]]:
     hdul = fits.open(target, mode="readonly", memmap=False, lazy_load_hdus=True)
     try:
         infos = _image_infos(hdul)
+        for info in infos:
+            # Refuse a frame too large before reading (or checking) any pixel.
+            check_declared(hdul[info.index].header, max_bytes, name, info.index)
         _check_complete(hdul, target, name)
     except BaseException:
         hdul.close()
@@ -337,26 +327,31 @@ def _open_fits(target, name: str) -> tuple[fits.HDUList, list[HDUInfo]]:
     return hdul, infos
 
 
-def _open_fits_or_fail(target, name: str):
+def _open_fits_or_fail(target, name: str, max_bytes: int | None = None):
     """:func:`_open_fits`, with any failure but the project's own an ImageReadError."""
     try:
-        return _open_fits(target, name)
+        return _open_fits(target, name, max_bytes)
     except QuickAnalysisError:
         raise
     except Exception as error:
         raise ImageReadError(f"Cannot read {name}: {_reason(error)}") from None
 
 
-def _load_fits(target, hdu: int | str | None, name: str) -> Image:
+def _load_fits(target, hdu: int | str | None, name: str, max_bytes: int | None = None) -> Image:
     with warnings.catch_warnings():
         # Non-standard but readable headers are common; they are not errors here.
         warnings.simplefilter("ignore")
-        hdul, infos = _open_fits_or_fail(target, name)
+        hdul, infos = _open_fits_or_fail(target, name, max_bytes)
         with hdul:
             index = _choose(hdul, infos, hdu, name)
             chosen = hdul[index]
             try:
-                data = chosen.data
+                data = None
+                if isinstance(chosen, fits.CompImageHDU):
+                    # Every core; None for anything unusual, which astropy decodes.
+                    data = decompress_tiles(chosen)
+                if data is None:
+                    data = chosen.data
                 if data is None:
                     raise ValueError("the HDU has no data")
                 data = _native_plane(np.asarray(data))
@@ -389,7 +384,7 @@ def _picture_array(picture) -> np.ndarray:
     return np.ascontiguousarray(rgb @ _LUMA)
 
 
-def _load_picture(target, kind: str, hdu: int | str | None, name: str) -> Image:
+def _load_picture(target, kind: str, hdu: int | str | None, name: str, max_bytes: int | None = None) -> Image:
     from PIL import Image as PILImage
 
     if hdu not in (None, 0):
@@ -398,6 +393,13 @@ def _load_picture(target, kind: str, hdu: int | str | None, name: str) -> Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with PILImage.open(target) as picture:
+                # At most 4 bytes a pixel come out (float32 luminance, int32).
+                declared = picture.width * picture.height * 4
+                if max_bytes is not None and declared > max_bytes:
+                    raise FrameTooLarge(
+                        f"Cannot read {name}: {picture.width} x {picture.height} pixels take {declared} bytes, "
+                        f"more than the {max_bytes} bytes a frame may take (QA_MAX_FRAME_BYTES)"
+                    )
                 picture.load()
                 data = _picture_array(picture)
     except QuickAnalysisError:
@@ -416,8 +418,12 @@ def _load_picture(target, kind: str, hdu: int | str | None, name: str) -> Image:
     return Image(data=data, header=header, wcs=None, hdu=0, hdus=[info], name=name)
 
 
-def _prepare(source: PathOrBytes, name: str) -> tuple[str, object]:
-    """Format of ``source`` and what to open: a path, or an in-memory stream."""
+def _prepare(source: PathOrBytes, name: str, max_bytes: int) -> tuple[str, object]:
+    """Format of ``source`` and what to open: a path, or an in-memory stream.
+
+    Whole-file bzip2/gzip is decompressed here, in parallel and within
+    ``max_bytes`` (FrameTooLarge beyond).
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw = bytes(source)
         head = raw[:16]
@@ -434,9 +440,11 @@ def _prepare(source: PathOrBytes, name: str) -> tuple[str, object]:
     if kind is None:
         raise ImageReadError(f"Cannot read {name}: not a FITS, PNG or JPEG file")
     if kind in ("gzip", "bzip2"):
-        raw = _decompress(raw if raw is not None else _read_all(path, name), kind, name)
-        if not raw.startswith(_FITS_MAGIC):
-            raise ImageReadError(f"Cannot read {name}: the {kind} file does not hold a FITS file")
+        compressed = io.BytesIO(raw) if raw is not None else path
+        try:
+            raw = read_compressed_fits(compressed, kind, max_bytes, name)
+        except FileNotFoundError:
+            raise ImageNotFound(f"Image does not exist: {name}.") from None
         return "fits", io.BytesIO(raw)
     if raw is not None:
         return kind, io.BytesIO(raw)
@@ -444,7 +452,10 @@ def _prepare(source: PathOrBytes, name: str) -> tuple[str, object]:
 
 
 def load_image(
-    path_or_bytes: PathOrBytes, hdu: int | str | None = None, name: str | None = None
+    path_or_bytes: PathOrBytes,
+    hdu: int | str | None = None,
+    name: str | None = None,
+    max_bytes: int | None = DEFAULT_MAX_FRAME_BYTES,
 ) -> Image:
     """Decode a frame.
 
@@ -457,6 +468,9 @@ def load_image(
         an image (a 3-D cube gives its first plane).
     name : str, optional
         What to call the image in messages (default: the file name).
+    max_bytes : int or None
+        Bound on the decoded pixels of any image HDU of the file (and on a
+        bzip2/gzip stream's decompressed size); None for no bound.
 
     Returns
     -------
@@ -469,6 +483,9 @@ def load_image(
         FITS/PNG/JPEG, no image HDU, or ``hdu`` out of range.
     ImageNotFound
         The path does not exist.
+    FrameTooLarge
+        The header declares more than ``max_bytes`` of pixels, or the
+        bzip2/gzip stream decompresses to more (an ImageReadError, status 413).
 
     Examples
     --------
@@ -482,16 +499,17 @@ def load_image(
     """
     name = _display_name(path_or_bytes, name)
     hdu = normalize_hdu(hdu)
-    kind, target = _prepare(path_or_bytes, name)
+    limit = _UNBOUNDED if max_bytes is None else int(max_bytes)
+    kind, target = _prepare(path_or_bytes, name, limit)
     if kind in ("png", "jpeg"):
-        return _load_picture(target, kind, hdu, name)
+        return _load_picture(target, kind, hdu, name, max_bytes)
     if isinstance(target, Path):
         try:
             with open(target, "rb") as stream:
-                return _load_fits(stream, hdu, name)
+                return _load_fits(stream, hdu, name, max_bytes)
         except FileNotFoundError:
             raise ImageNotFound(f"Image does not exist: {name}.") from None
-    return _load_fits(target, hdu, name)
+    return _load_fits(target, hdu, name, max_bytes)
 
 
 def list_image_hdus(path_or_bytes: PathOrBytes, name: str | None = None) -> list[HDUInfo]:
@@ -512,7 +530,7 @@ def list_image_hdus(path_or_bytes: PathOrBytes, name: str | None = None) -> list
     [HDUInfo(index=1, name='SCI', shape=(2, 3), dtype='float64')]
     """
     name = _display_name(path_or_bytes, name)
-    kind, target = _prepare(path_or_bytes, name)
+    kind, target = _prepare(path_or_bytes, name, DEFAULT_MAX_FRAME_BYTES)
     if kind in ("png", "jpeg"):
         return _load_picture(target, kind, None, name).hdus
     stream = open(target, "rb") if isinstance(target, Path) else target

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from components.sources.base import FrameInfo, FrameSource, frame_key
 from components.sources.cache import ImageCache
+from components.sources.decode import DEFAULT_MAX_FRAME_BYTES
 from components.sources.image import Image, load_image, normalize_hdu
 from components.sources.local import LocalSource
 from components.sources.s3 import S3Source
@@ -63,7 +64,9 @@ class FrameStore:
         source: FrameSource,
         cache: ImageCache,
         allowed_directories: Sequence[str] = DEFAULT_DIRECTORIES,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ):
+        self.max_frame_bytes = int(max_frame_bytes)  # larger frames: FrameTooLarge (413)
         self.source = source
         self.cache = cache
         self.allowed_directories = tuple(allowed_directories)
@@ -105,7 +108,7 @@ class FrameStore:
         cache_key = (id(self.source), info.key, info.version, hdu)
 
         def loader() -> Image:
-            image = load_image(self.source.read(info.key), hdu=hdu, name=info.key)
+            image = load_image(self.source.read(info.key), hdu=hdu, name=info.key, max_bytes=self.max_frame_bytes)
             # Every session and request shares this array: nobody may alter it.
             image.data.setflags(write=False)
             return image
@@ -150,4 +153,5 @@ def store_from_settings(settings) -> FrameStore:
         source,
         shared_cache(settings.cache_bytes),
         allowed_directories=settings.s3_directories,
+        max_frame_bytes=min(settings.max_frame_bytes, settings.cache_bytes),
     )
