@@ -13,14 +13,13 @@ watch is analysed once, not once per browser.
 from __future__ import annotations
 
 import math
-import threading
 import weakref
-from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
 
 from components.core import histogram_clipped, line_profile, statistics, subregion
+from components.sources.cache import Memo
 from components.views import coords, display
 
 __all__ = [
@@ -35,30 +34,21 @@ __all__ = [
 ]
 
 _MAX_ENTRIES = 256
-_lock = threading.Lock()
-_memo: "OrderedDict[tuple, tuple[weakref.ref, Any]]" = OrderedDict()
+#: The panes' numbers per decoded image, computed once (single flight) for every session.
+memo = Memo(max_entries=_MAX_ENTRIES)
 
 
 def _memoised(image, kind: str, arguments: tuple, compute: Callable[[], Any]) -> Any:
     key = (id(image), kind, arguments)
-    with _lock:
-        hit = _memo.get(key)
-        if hit is not None and hit[0]() is image:
-            _memo.move_to_end(key)
-            return hit[1]
-    value = compute()
-    with _lock:
-        _memo[key] = (weakref.ref(image), value)
-        _memo.move_to_end(key)
-        while len(_memo) > _MAX_ENTRIES:
-            _memo.popitem(last=False)
-    return value
+    hit = memo.peek(key)
+    if hit is not None and hit[0]() is not image:
+        memo.discard(key)  # a dead image's id, reused
+    return memo.get(key, lambda: (weakref.ref(image), compute()))[1]
 
 
 def clear() -> None:
     """Forget every memoised result (tests)."""
-    with _lock:
-        _memo.clear()
+    memo.clear()
 
 
 def region(image, box) -> tuple[np.ndarray, tuple[float, float, float, float] | None]:
