@@ -89,6 +89,13 @@ class FrameStore:
         """The key of the original service's ``(s3_directory, full_filename)``."""
         return frame_key(s3_directory, full_filename, self.allowed_directories)
 
+    def peek(self, key: str, hdu: int | str | None = None, info: FrameInfo | None = None) -> Image | None:
+        """The decoded frame if the cache holds its current version already (never decodes)."""
+        hdu = normalize_hdu(hdu)
+        if info is None or info.key != key:
+            info = self.source.info(key)
+        return self.cache.peek((id(self.source), info.key, info.version, hdu))
+
     def load(self, key: str, hdu: int | str | None = None, info: FrameInfo | None = None) -> Image:
         """The decoded frame under ``key`` (current version), through the cache.
 

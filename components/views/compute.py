@@ -30,6 +30,7 @@ __all__ = [
     "display_sample",
     "display_limits",
     "pixel_scale",
+    "analysed",
     "clear",
 ]
 
@@ -44,6 +45,13 @@ def _memoised(image, kind: str, arguments: tuple, compute: Callable[[], Any]) ->
     if hit is not None and hit[0]() is not image:
         memo.discard(key)  # a dead image's id, reused
     return memo.get(key, lambda: (weakref.ref(image), compute()))[1]
+
+
+def analysed(image, clip_percent: float, interval: str) -> bool:
+    """Whether the whole-frame numbers a pane shows first are memoised for ``image``."""
+    keys = ((id(image), "statistics", (None,)), (id(image), "histogram", (None, clip_percent)),
+            (id(image), "limits", (interval,)))
+    return all((hit := memo.peek(key)) is not None and hit[0]() is image for key in keys)
 
 
 def clear() -> None:

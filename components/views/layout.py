@@ -124,6 +124,7 @@ class Dashboard(pn.viewable.Viewer):
         session.param.watch(self._quality_shown, ["quality", "quality_pending", "quality_error", "star_result"])
         self._resend_due = False
         self._doc = None
+        self._changes = 0
         self._frames_changed()
         self._error_changed()
 
@@ -319,8 +320,10 @@ class Dashboard(pn.viewable.Viewer):
         session.scheduler = schedule
         if events is not None:
             session.connect(events)
-        session.refresh()
+        session.refresh()  # a frame decoded already is shown in the page's first document
         session.load_history()
+        self._changes = 0
+        session.param.watch(self._count_change, ["image", "quality", "history", "star_result"])
         pn.state.onload(self._page_ready)
         pn.state.on_session_destroyed(self._destroyed)
 
@@ -351,8 +354,17 @@ class Dashboard(pn.viewable.Viewer):
         self.quality.resync()
         self.star_profile.resync()
 
+    def _count_change(self, *events):
+        self._changes += 1
+
     def _page_ready(self):
-        """The page is connected: re-send what plain Bokeh models got meanwhile (components.views.sync)."""
+        """The page is connected: re-send what plain Bokeh models got meanwhile (components.views.sync).
+
+        Nothing to re-send when nothing changed since the document was built
+        (a warm server shows the frame in the first document).
+        """
+        if not self._changes:
+            return
         self.image_view.resync()
         self.timeline.resync()
         for pane in (self.histogram, self.profile, self.star_profile):

@@ -394,6 +394,18 @@ class Session(param.Parameterized):
             compute.region_histogram(image, box, self.clip_percent)
         return image
 
+    def _ready(self, info, hdu):
+        """The image of ``info`` if decoded and analysed already (the warm case), else None."""
+        try:
+            image = self.store.peek(info.key, hdu, info=info)
+        except QuickAnalysisError:
+            return None
+        if image is None or not compute.analysed(image, self.clip_percent, self.interval):
+            return None
+        if self.box is not None or self.interval == "manual":
+            return None  # numbers of the observer's own: computed in a worker
+        return image
+
     def _begin(self, info, hdu) -> int:
         with self._lock:
             self._generation += 1
@@ -458,6 +470,11 @@ class Session(param.Parameterized):
         hdu = self.hdu
         log.debug("reading %s", info.key)
         generation = self._begin(info, hdu)
+        if self.scheduler is not None:
+            image = self._ready(info, hdu)
+            if image is not None:  # decoded and analysed already: show it now, in this batch
+                self._loaded(generation, info, hdu, arrived, image, None)
+                return
         self.loading = True
         self._submit(
             functools.partial(self._read, info, hdu),
