@@ -21,7 +21,7 @@ import holoviews as hv
 import panel as pn
 
 from app.settings import get_settings
-from app.state import get_quality_service, get_store
+from app.state import get_feed, get_quality_service, get_store
 from components.errors import QuickAnalysisError
 from components.sources.base import check_directory
 from components.views.layout import Dashboard
@@ -96,8 +96,8 @@ def create_app():
     arguments = pn.state.session_args if pn.state.curdoc is not None else {}
     options = query_options(arguments or {}, store)
     session = Session(
-        store=store, quality_service=get_quality_service(), pixel_scale_fallback=settings.pixel_scale,
-        **options,
+        store=store, feed=get_feed(), quality_service=get_quality_service(),
+        pixel_scale_fallback=settings.pixel_scale, **options,
     )
     dashboard = Dashboard(session=session)
     dashboard.start()
@@ -126,10 +126,8 @@ def start_process_services():
         settings = get_settings()
         settings.root.mkdir(parents=True, exist_ok=True)
         get_store()
-        if settings.quality:
-            from app.state import get_quality_service
-
-            get_quality_service()
+        get_feed()
+        get_quality_service()  # subscribed to the feed; measures only when settings.quality
         if settings.demo and not settings.s3_bucket:
             from components.sources.camera import SimulatedCamera
 

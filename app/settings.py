@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["data", "info-images", "allsky"],
         description="Allowed values of s3_directory in API requests.",
     )
+    s3_poll_seconds: float = Field(
+        default=2.0, gt=0, description="Seconds between two listings of the S3 bucket (one poller per process)."
+    )
     cache_bytes: int = Field(
         default=2 * 1024**3, description="Size bound of the decoded-image cache, in bytes."
     )

@@ -54,21 +54,17 @@ def warm_up_core() -> None:
             line_profile(frame, (0, 0), (1, 1))
 
 
-class _Frame:
-    """Just enough of a decoded Image for the image view's element builder."""
-
-    def __init__(self, data: np.ndarray):
-        self.data = data
-
-
 def warm_up_rasterize(dtypes=RASTER_DTYPES) -> None:
     """Run the image view's rasterize on a small frame of each type, down, zoomed and up."""
+    from astropy.io import fits
+
+    from components.sources import Image
     from components.views.image import image_element, rasterize_view
 
     for dtype in dtypes:
         # Read-only only: sessions get frames from the store, which locks them.
         for frame in _frames(dtype, (200, 300), writeable=(False,)):
-            element = image_element(_Frame(frame))
+            element = image_element(Image(frame, fits.Header()))
             rasterize_view(element, None, None, 120, 80)  # whole frame, in blocks
             rasterize_view(element, (10.3, 100.7), (5.2, 60.9), 40, 30)  # zoomed, in blocks
             rasterize_view(element, (10.3, 100.7), (5.2, 60.9), 600, 400)  # pixel for pixel

@@ -156,7 +156,7 @@ class Page:
         self.page.on("request", lambda r: self.requests.append(r.url))
 
     def open(self, query: str = "") -> "Page":
-        self.page.goto(f"{self.server.url}/{query}")
+        self.page.goto(f"{self.server.url}/{query}", timeout=LOAD_TIMEOUT)
         self.wait_ready(self.page)
         return self
 

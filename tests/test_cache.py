@@ -265,31 +265,6 @@ def test_store_single_flight_through_store(store):
     assert all(image is images[0] for image in images)
 
 
-class _ListingOnly:
-    """A source without poll(): the store compares listings itself."""
-
-    def __init__(self, source):
-        self.inner = source
-
-    def list_frames(self, directory=""):
-        return self.inner.list_frames(directory)
-
-
-def test_store_poll_without_source_support(tmp_path):
-    store = FrameStore(_ListingOnly(LocalSource(tmp_path, settle=0)), ImageCache(1000))
-    _, a = _write(tmp_path, "a.fits", 1)
-    assert [f.key for f in store.poll()] == ["a.fits"]
-    assert store.poll() == []
-    _write(tmp_path, "b.fits", 2)
-    assert [f.key for f in store.poll()] == ["b.fits"]
-
-
-def test_store_poll_delegates(store):
-    _write(store.source.root, "data/a.fits", 1)
-    assert [f.key for f in store.poll()] == ["data/a.fits"]
-    assert store.poll() == []
-
-
 def test_store_from_settings_local(tmp_path):
     settings = Settings(root=tmp_path, cache_bytes=12345, s3_directories=["data", "extra"])
     store = store_from_settings(settings)

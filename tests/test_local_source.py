@@ -351,32 +351,8 @@ def test_files_never_modified(root):
             source.info(frame.key)
             load_image(source.read(frame.key)).data[:] = 0
         source.directories()
-        source.poll()
     assert _snapshot(root) == before
     assert sorted(os.listdir(root)) == ["f0.fits", "f1.fits", "f2.fits"]
-
-
-# --- polling ------------------------------------------------------------------------
-
-
-def test_poll_reports_new_and_rewritten_frames(root):
-    _touch(root / "a.fits", mtime=OLD)
-    source = LocalSource(root)
-    assert [f.key for f in source.poll()] == ["a.fits"]  # first call: everything
-    assert source.poll() == []
-    _touch(root / "b.fits", mtime=OLD + 10)
-    assert [f.key for f in source.poll()] == ["b.fits"]
-    _touch(root / "a.fits", b"rewritten", mtime=OLD + 20)
-    assert [f.key for f in source.poll()] == ["a.fits"]
-    assert source.poll() == []
-
-
-def test_poll_waits_for_half_written_frames(root):
-    source = LocalSource(root, settle=30)
-    assert source.poll() == []
-    _touch(root / "c.fits", mtime=None)
-    assert source.poll() == []  # first look at a fresh file
-    assert [f.key for f in source.poll()] == ["c.fits"]
 
 
 # --- property: no key ever escapes ------------------------------------------------------

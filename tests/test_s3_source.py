@@ -152,15 +152,6 @@ def test_store_rereads_rewritten_object(client, bucket, source):
     assert store.cache.decodes == 2
 
 
-def test_store_poll_compares_listings(client, bucket, source):
-    store = FrameStore(source, ImageCache(10**6))
-    client.put_object(Bucket=bucket, Key="data/a.fits", Body=b"1")
-    assert [f.key for f in store.poll()] == ["data/a.fits"]
-    assert store.poll() == []
-    client.put_object(Bucket=bucket, Key="data/a.fits", Body=b"22")
-    assert [f.key for f in store.poll()] == ["data/a.fits"]
-
-
 def test_store_from_settings_reads_bucket(client, bucket, moto_server):
     raw, data = _fits_bytes(3)
     client.put_object(Bucket=bucket, Key="root/allsky/x.fits", Body=raw)

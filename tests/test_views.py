@@ -35,14 +35,6 @@ def _write(path: Path, shape=(60, 90), seed=0, when: float | None = None, **kwar
     return path
 
 
-@pytest.fixture(autouse=True)
-def _fresh_listings(monkeypatch):
-    """Sessions share a listing for 0.2 s; these tests list again at once."""
-    import components.views.state as state_module
-
-    monkeypatch.setattr(state_module, "_LISTING_TTL", 0.0)
-
-
 @pytest.fixture
 def root(tmp_path) -> Path:
     """Two frames in data/ (b newer than a) and one in other/."""

@@ -36,23 +36,10 @@ from components.views.quality import (
     star_summary,
     timeline_data,
 )
-from components.views.state import (
-    Session,
-    history_signature,
-    shared_measurement,
-    nearest_star,
-    profile_radius,
-)
+from components.views.state import Session, merge_history, nearest_star, profile_radius
 
 START = datetime(2026, 3, 1, 2, 0, 0, tzinfo=timezone.utc)
 FWHMS = (3.0, 3.6, 4.2)  # the frames' true FWHM, in observing order
-
-
-@pytest.fixture(autouse=True)
-def _fresh_listings(monkeypatch):
-    import components.views.state as state_module
-
-    monkeypatch.setattr(state_module, "_LISTING_TTL", 0.0)
 
 
 @pytest.fixture
@@ -167,16 +154,17 @@ def test_the_session_measures_the_frame_shown(session, service):
     assert session.quality["fwhm_px"] == pytest.approx(FWHMS[0], rel=0.1)
 
 
-def test_the_measurement_runs_in_a_worker_and_lands_through_the_scheduler(store, service):
+def test_the_measurement_runs_in_a_worker_and_lands_through_the_scheduler(store, tmp_path):
+    service = QualityService(store, QualityHistory(tmp_path / "fresh.sqlite3"))  # nothing measured yet
     pending, main = [], threading.get_ident()
     threads = []
-    original = service.measure
+    original = service._measure
 
-    def measure(key, hdu=None, region=None):
+    def measure(*args):
         threads.append(threading.get_ident())
-        return original(key, hdu, region)
+        return original(*args)
 
-    service.measure = measure
+    service._measure = measure
 
     def scheduler(callback):
         pending.append(callback)
@@ -194,25 +182,27 @@ def test_the_measurement_runs_in_a_worker_and_lands_through_the_scheduler(store,
     assert threads and main not in threads  # never on the session's thread
 
 
-def test_concurrent_sessions_share_one_measurement():
-    calls = []
-    release = threading.Event()
+def test_concurrent_sessions_share_one_measurement(store, tmp_path):
+    service = QualityService(store, QualityHistory(tmp_path / "fresh.sqlite3"))
+    pending = []
+    sessions = [Session(store=store, quality_service=service, directory="data", scheduler=pending.append)
+                for _ in range(3)]
+    for session in sessions:
+        session.tick()
+    deadline = time.monotonic() + 30
+    while any(session.quality is None for session in sessions) and time.monotonic() < deadline:
+        while pending:
+            pending.pop(0)()
+        time.sleep(0.01)
+    assert all(session.quality is sessions[0].quality for session in sessions)
+    assert service.measurements == 1
 
-    class Slow:
-        def measure(self, key, hdu=None):
-            calls.append((key, threading.current_thread().name))
-            release.wait(5)
-            return {"key": key}
 
-    slow = Slow()
-    futures = [shared_measurement(slow, "a", "v1", None) for _ in range(4)]
-    assert all(future is futures[0] for future in futures)  # one measurement in flight
-    other = shared_measurement(slow, "a", "v2", None)  # another version is another frame
-    release.set()
-    assert futures[0].result(5) == {"key": "a"} and other.result(5) == {"key": "a"}
-    assert len(calls) == 2 and all(name.startswith("qa-quality") for _, name in calls)
-    assert shared_measurement(slow, "a", "v1", None) is not futures[0]  # done: asked afresh
-    time.sleep(0.1)
+def test_a_history_row_replaces_the_row_of_its_key():
+    rows = [{"key": "a", "observed": 1.0}, {"key": "b", "observed": 2.0}]
+    merged = merge_history(rows, {"key": "a", "observed": 3.0})
+    assert [(row["key"], row["observed"]) for row in merged] == [("b", 2.0), ("a", 3.0)]
+    assert merge_history([], {"key": "c", "observed": 0.0}) == [{"key": "c", "observed": 0.0}]
 
 
 def test_without_a_service_there_is_no_quality(store):
@@ -237,7 +227,7 @@ def test_the_history_is_replaced_only_when_it_changes(session, service, root):
     service.record("data/n3.fits")
     session.poll_history()
     assert session.history is not rows and session.history[-1]["key"] == "data/n3.fits"
-    assert history_signature(session.history)[0] == 4
+    assert len(session.history) == 4
     session.directory = "other"  # another folder: its own history
     assert [row["key"] for row in session.history] == ["other/x.fits"]
 

@@ -62,7 +62,8 @@ class LocalSource:
         self._lock = threading.Lock()
         # key -> (size, mtime_ns) of files seen while still fresh.
         self._fresh: dict[str, tuple[int, int]] = {}
-        self._polled: dict[str, str] | None = None
+        #: Walks of the folder (listings) made so far: the frame feed makes them, nobody else on a timer.
+        self.listings = 0
 
     def __repr__(self) -> str:
         return f"LocalSource({str(self.root)!r})"
@@ -124,6 +125,7 @@ class LocalSource:
         """(key, stat) of every image file below ``directory``, links inside the root only."""
         root = self._real_root
         start = self._resolve(directory, "directory")
+        self.listings += 1
         if not os.path.isdir(start):
             return
         pending = [(start, directory)]
@@ -174,15 +176,3 @@ class LocalSource:
     def directories(self) -> list[str]:
         """Folders (and their parents) holding frames, sorted; the root excluded."""
         return directories_of(key for key, _ in self._walk(""))
-
-    def poll(self) -> list[FrameInfo]:
-        """Frames that appeared (or were rewritten) since the last call, newest first.
-
-        The first call returns every frame. One cursor per source: callers
-        that each need their own should compare :meth:`list_frames` results.
-        """
-        frames = self.list_frames()
-        with self._lock:
-            previous = self._polled or {}
-            self._polled = {frame.key: frame.version for frame in frames}
-        return [frame for frame in frames if previous.get(frame.key) != frame.version]

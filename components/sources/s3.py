@@ -73,6 +73,8 @@ class S3Source:
         self.bucket = bucket
         self.prefix = check_directory(prefix.strip("/")) if prefix else ""
         self.client = client
+        #: LIST requests made so far (one per page): the frame feed makes them, nobody else on a timer.
+        self.listings = 0
 
     def __repr__(self) -> str:
         return f"S3Source({self.bucket!r}, prefix={self.prefix!r})"
@@ -138,6 +140,7 @@ class S3Source:
         paginator = self.client.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                self.listings += 1
                 yield from page.get("Contents", ())
         except Exception as error:
             raise self._missing(error, directory or None) from None

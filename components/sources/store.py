@@ -72,7 +72,6 @@ class FrameStore:
         self.allowed_directories = tuple(allowed_directories)
         self._lock = threading.Lock()
         self._current: dict[tuple, tuple] = {}
-        self._listed: dict[str, str] | None = None
 
     def __repr__(self) -> str:
         return f"FrameStore({self.source!r})"
@@ -93,8 +92,18 @@ class FrameStore:
         """The key of the original service's ``(s3_directory, full_filename)``."""
         return frame_key(s3_directory, full_filename, self.allowed_directories)
 
-    def load(self, key: str, hdu: int | str | None = None) -> Image:
+    def peek(self, key: str, hdu: int | str | None = None, info: FrameInfo | None = None) -> Image | None:
+        """The decoded frame if the cache holds its current version already (never decodes)."""
+        hdu = normalize_hdu(hdu)
+        if info is None or info.key != key:
+            info = self.source.info(key)
+        return self.cache.peek((id(self.source), info.key, info.version, hdu))
+
+    def load(self, key: str, hdu: int | str | None = None, info: FrameInfo | None = None) -> Image:
         """The decoded frame under ``key`` (current version), through the cache.
+
+        ``info`` (e.g. from the frame feed's index) saves asking the source
+        which version is current.
 
         Raises
         ------
@@ -104,7 +113,8 @@ class FrameStore:
             The stored bytes are not a readable image (or lack ``hdu``).
         """
         hdu = normalize_hdu(hdu)
-        info = self.source.info(key)
+        if info is None or info.key != key:
+            info = self.source.info(key)
         cache_key = (id(self.source), info.key, info.version, hdu)
 
         def loader() -> Image:
@@ -121,17 +131,6 @@ class FrameStore:
         if previous is not None and previous != cache_key:
             self.cache.discard(previous)
         return image
-
-    def poll(self) -> list[FrameInfo]:
-        """Frames new or rewritten since the last call, newest first (first call: all)."""
-        poll = getattr(self.source, "poll", None)
-        if callable(poll):
-            return poll()
-        frames = self.source.list_frames()
-        with self._lock:
-            previous = self._listed or {}
-            self._listed = {frame.key: frame.version for frame in frames}
-        return [frame for frame in frames if previous.get(frame.key) != frame.version]
 
 
 def store_from_settings(settings) -> FrameStore:

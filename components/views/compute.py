@@ -12,14 +12,13 @@ watch is analysed once, not once per browser.
 
 from __future__ import annotations
 
-import threading
 import weakref
-from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
 
 from components.core import histogram_clipped, line_profile, statistics, subregion, wcs
+from components.sources.cache import Memo
 from components.views import coords, display
 
 __all__ = [
@@ -30,34 +29,33 @@ __all__ = [
     "display_sample",
     "display_limits",
     "pixel_scale",
+    "analysed",
     "clear",
 ]
 
 _MAX_ENTRIES = 256
-_lock = threading.Lock()
-_memo: "OrderedDict[tuple, tuple[weakref.ref, Any]]" = OrderedDict()
+#: The panes' numbers per decoded image, computed once (single flight) for every session.
+memo = Memo(max_entries=_MAX_ENTRIES)
 
 
 def _memoised(image, kind: str, arguments: tuple, compute: Callable[[], Any]) -> Any:
     key = (id(image), kind, arguments)
-    with _lock:
-        hit = _memo.get(key)
-        if hit is not None and hit[0]() is image:
-            _memo.move_to_end(key)
-            return hit[1]
-    value = compute()
-    with _lock:
-        _memo[key] = (weakref.ref(image), value)
-        _memo.move_to_end(key)
-        while len(_memo) > _MAX_ENTRIES:
-            _memo.popitem(last=False)
-    return value
+    hit = memo.peek(key)
+    if hit is not None and hit[0]() is not image:
+        memo.discard(key)  # a dead image's id, reused
+    return memo.get(key, lambda: (weakref.ref(image), compute()))[1]
+
+
+def analysed(image, clip_percent: float, interval: str) -> bool:
+    """Whether the whole-frame numbers a pane shows first are memoised for ``image``."""
+    keys = ((id(image), "statistics", (None,)), (id(image), "histogram", (None, clip_percent)),
+            (id(image), "limits", (interval,)))
+    return all((hit := memo.peek(key)) is not None and hit[0]() is image for key in keys)
 
 
 def clear() -> None:
     """Forget every memoised result (tests)."""
-    with _lock:
-        _memo.clear()
+    memo.clear()
 
 
 def _corners(image, box) -> tuple[float, float, float, float] | None:

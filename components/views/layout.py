@@ -28,14 +28,8 @@ log = logging.getLogger("quickanalysis.views")
 
 #: Most frames offered by the frame selector (the newest).
 MAX_FRAME_OPTIONS = 1000
-#: Milliseconds between two looks at the session's folder.
-POLL_PERIOD = 200
-# Looks at the folder between two listings of every folder.
-_DIRECTORY_EVERY = 25
-# Looks at the folder between two readings of the quality history (1 s).
-_HISTORY_EVERY = 5
-# Ticks after the quality shown last changed before it is sent to the page once more.
-_RESEND_AFTER = 5
+# Milliseconds after the quality shown last changed before it is sent to the page once more.
+_RESEND_AFTER_MS = 1000
 # Milliseconds a new-frame notice stays visible.
 NOTICE_MS = 5000
 
@@ -101,8 +95,6 @@ class Dashboard(pn.viewable.Viewer):
         self.quality = QualityCards(session=session)
         self.timeline = QualityTimeline(session=session)
         self.star_profile = StarProfilePane(session=session)
-        self._callbacks = []
-        self._ticks = 0
         self._build_controls()
         # Fixed heights: a notice coming and going must not resize the image.
         self._notice = pn.pane.HTML(
@@ -113,6 +105,11 @@ class Dashboard(pn.viewable.Viewer):
         )
         self._empty = pn.pane.Alert(
             "", alert_type="info", visible=False, sizing_mode="stretch_width", margin=(0, 10),
+        )
+        self._storage = pn.pane.Alert(
+            pn.bind(lambda message: html.escape(message), session.param.storage),
+            alert_type="warning", visible=pn.bind(bool, session.param.storage),
+            sizing_mode="stretch_width", margin=(0, 10), css_classes=["qa-storage"],
         )
         self._title = pn.pane.HTML(
             pn.bind(self._title_html, session.param.info, session.param.image,
@@ -126,7 +123,9 @@ class Dashboard(pn.viewable.Viewer):
         session.param.watch(self._region_drawn, ["line", "box"])
         session.param.watch(self._star_picked, "star")
         session.param.watch(self._quality_shown, ["quality", "quality_pending", "quality_error", "star_result"])
-        self._resend_due = None
+        self._resend_due = False
+        self._doc = None
+        self._changes = 0
         self._frames_changed()
         self._error_changed()
 
@@ -285,11 +284,20 @@ class Dashboard(pn.viewable.Viewer):
 
     # ---------------------------------------------------------------- live
 
-    def start(self, period: int = POLL_PERIOD) -> None:
-        """Follow the folder from this served page (one periodic look per session)."""
+    def start(self, events=None) -> None:
+        """Make the dashboard live on its served page: the session follows the process's events.
+
+        No periodic callback: the frame feed pushes new frames (``frame``
+        events), the quality service their measurements (``quality``), and
+        the session marshals them onto this page's event loop, so an idle tab
+        costs nothing.
+        """
+        session = self.session
+        if events is None:
+            events = getattr(session.feed, "events", None)
         doc = pn.state.curdoc
         if doc is None or doc.session_context is None:
-            self.session.tick()
+            session.refresh()
             return
         from panel.io.state import set_curdoc
 
@@ -304,20 +312,37 @@ class Dashboard(pn.viewable.Viewer):
                         log.exception("session update failed")
 
             try:
+                # Bokeh's documented way in from another thread.
                 doc.add_next_tick_callback(run)
             except Exception:  # the session was destroyed meanwhile
                 pass
 
-        self.session.scheduler = schedule
-        self.session.tick()
-        self.session.poll_history()
+        self._doc = doc
+        session.scheduler = schedule
+        if events is not None:
+            session.connect(events)
+        session.refresh()  # a frame decoded already is shown in the page's first document
+        session.load_history()
+        self._changes = 0
+        session.param.watch(self._count_change, ["image", "quality", "history", "star_result"])
         pn.state.onload(self._page_ready)
-        callback = pn.state.add_periodic_callback(self._tick, period=period)
-        self._callbacks.append(callback)
         pn.state.on_session_destroyed(self._destroyed)
 
     def _quality_shown(self, *events):
-        self._resend_due = self._ticks + _RESEND_AFTER
+        doc = self._doc
+        if doc is None or self._resend_due:
+            return
+        self._resend_due = True
+
+        def resend():
+            self._resend_due = False
+            with pn.io.hold(doc, freeze=True):
+                self._resend_quality()
+
+        try:
+            doc.add_timeout_callback(resend, _RESEND_AFTER_MS)
+        except Exception:  # the session is closing
+            self._resend_due = False
 
     def _resend_quality(self):
         """Send the quality views once more, a moment after they changed.
@@ -330,8 +355,17 @@ class Dashboard(pn.viewable.Viewer):
         self.quality.resync()
         self.star_profile.resync()
 
+    def _count_change(self, *events):
+        self._changes += 1
+
     def _page_ready(self):
-        """The page is connected: re-send what plain Bokeh models got meanwhile (components.views.sync)."""
+        """The page is connected: re-send what plain Bokeh models got meanwhile (components.views.sync).
+
+        Nothing to re-send when nothing changed since the document was built
+        (a warm server shows the frame in the first document).
+        """
+        if not self._changes:
+            return
         self.image_view.resync()
         self.timeline.resync()
         for pane in (self.histogram, self.profile, self.star_profile):
@@ -339,23 +373,10 @@ class Dashboard(pn.viewable.Viewer):
             if isinstance(plot, hv.DynamicMap):
                 plot.event()  # draw it again, now that the page is listening
 
-    def _tick(self):
-        self._ticks += 1
-        self.session.tick(with_directories=self._ticks % _DIRECTORY_EVERY == 0)
-        if self._resend_due is not None and self._ticks >= self._resend_due:
-            self._resend_due = None
-            self._resend_quality()
-        if self._ticks % _HISTORY_EVERY == 0:
-            self.session.poll_history()
-
     def _destroyed(self, session_context):
-        for callback in self._callbacks:
-            try:
-                callback.stop()
-            except Exception:
-                pass
-        self._callbacks.clear()
+        self.session.disconnect()
         self.session.scheduler = None
+        self._doc = None
 
     # ---------------------------------------------------------------- layout
 
@@ -385,6 +406,7 @@ class Dashboard(pn.viewable.Viewer):
             controls,
             AlarmPanel(session=self.session, timeline=self.timeline),  # issue 10
             self._error,
+            self._storage,
             self._empty,
             main,
             sizing_mode="stretch_both",

@@ -1,28 +1,25 @@
 """The state of one observer's session: which frame, how it is shown, what is drawn.
 
-A :class:`Session` holds only parameters; the views render them and write the
-observer's choices back. The frames themselves come from the process-wide
-:class:`~components.sources.FrameStore` (decoded once, shared by every
-session), never from files read here.
+A :class:`Session` holds the observer's choices (folder, frame, follow, HDU,
+display choices, line, box, star) as parameters, plus what the session shows
+because of them (the decoded image, its quality, the folder's history), which
+only the session itself sets. The views render those parameters with
+``pn.bind`` / ``param.depends`` and write the observer's choices back.
 
-Live following: :meth:`Session.tick` (a periodic callback of the page) lists
-the session's folder and, while ``follow`` is on, switches to the newest frame.
-Listing, decoding and the whole-frame analysis run in worker threads and come
-back through :attr:`Session.scheduler` (the page's event loop), so a slow frame
-shows a loading state instead of freezing the page, and a frame that cannot be
-read leaves a message and the previous frame on screen while the session goes
-on with the next one. Without a scheduler (tests, scripts) all of it runs at
-once, in the caller's thread.
+Nothing here lists storage or holds threads. The frames come from the
+process-wide frame feed (:class:`components.sources.feed.FrameFeed`, its
+in-memory index) and the store (decoded once, shared by every session); the
+app wires both in. :meth:`Session.connect` subscribes the session to the
+process's event bus: a ``frame`` event makes it look at the index again
+(and, while following, switch to the newest frame), a ``quality`` event
+brings the measurement of the frame shown and the folder's new history row,
+and ``storage`` events say when storage is unreachable and back.
 
-Quality (when the app wires a :class:`~app.quality_service.QualityService`):
-:attr:`Session.quality` is the service's measurement of the frame shown, asked
-for in a worker thread whenever the frame changes (the service measures each
-frame version once, so this usually finds the background worker's result);
-:meth:`Session.poll_history` re-reads the service's history of the folder
-(worker thread) and replaces :attr:`Session.history` only when it gained or
-changed rows; :meth:`Session.select_star` takes a click on the image, snaps it
-to the nearest detected star, and :attr:`Session.star_result` becomes that
-star's radial profile, measured in a worker thread.
+Reading a frame and profiling a star run in the process-wide executor
+(:func:`components.sources.cache.executor`) and come back through
+:attr:`Session.scheduler` (the page's event loop), so a slow frame shows a
+loading state instead of freezing the page. Without a scheduler (tests,
+scripts) everything runs at once, in the caller's thread.
 """
 
 from __future__ import annotations
@@ -31,7 +28,6 @@ import functools
 import logging
 import math
 import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -39,12 +35,11 @@ import param
 
 from components.core.quality import star_profile
 from components.errors import ImageNotFound, QuickAnalysisError
-from components.sources.base import directories_of
+from components.sources.cache import executor
+from components.sources.feed import ListingIndex
 from components.views import compute, coords, display
 
-__all__ = [
-    "Session", "CLIP_CHOICES", "nearest_star", "profile_radius", "history_signature", "shared_measurement",
-]
+__all__ = ["Session", "CLIP_CHOICES", "nearest_star", "profile_radius", "merge_history"]
 
 log = logging.getLogger("quickanalysis.views")
 
@@ -57,46 +52,22 @@ CLIP_CHOICES = {
     "1 % each end": 0.01,
     "5 % each end": 0.05,
 }
-_pool = None
-_pool_lock = threading.Lock()
-
-
-def _executor():
-    """Worker threads shared by every session (reads, decodes, whole-frame analysis)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qa-session")
-        return _pool
-
-
-# Listings younger than this are shared between sessions polling the same folder.
-_LISTING_TTL = 0.15
-_listing_lock = threading.Lock()
-_listings: dict[tuple, tuple[float, list]] = {}
-
-
-def _list_frames(store, directory: str) -> list:
-    """``store.list_frames(directory)``, shared for a moment by every session of the process."""
-    key = (id(store), directory)
-    now = time.monotonic()
-    with _listing_lock:
-        hit = _listings.get(key)
-        if hit is not None and now - hit[0] < _LISTING_TTL:
-            return hit[1]
-    try:
-        frames = list(store.list_frames(directory))
-    except ImageNotFound:
-        frames = []
-    with _listing_lock:
-        _listings[key] = (time.monotonic(), frames)
-    return frames
 
 
 def _identity(info) -> tuple | None:
     return None if info is None else (info.key, info.version)
+
+
+def _under(key: str, directory: str) -> bool:
+    return not directory or (key or "").startswith(directory + "/")
+
+
+def merge_history(rows: list, row: dict) -> list:
+    """``rows`` (observing order) with ``row`` added, or replacing the row of its key."""
+    merged = [old for old in rows if old.get("key") != row.get("key")]
+    merged.append(row)
+    merged.sort(key=lambda r: (r.get("observed") or 0.0, r.get("key") or ""))
+    return merged
 
 
 #: Radius (pixels) of a star's radial profile when the frame's FWHM is unknown.
@@ -126,52 +97,6 @@ def nearest_star(quality: dict | None, column: float, row: float, within: float)
     if not distance[index] <= within:
         return None
     return float(xs[index]), float(ys[index])
-
-
-_measuring_lock = threading.Lock()
-_measuring: dict[tuple, Any] = {}
-_quality_pool = None
-
-
-def _quality_executor():
-    """Worker threads measuring quality: apart, so a slow frame never delays listings and reads."""
-    global _quality_pool
-    with _pool_lock:
-        if _quality_pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _quality_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qa-quality")
-        return _quality_pool
-
-
-def shared_measurement(service, key: str, version, hdu):
-    """A future of ``service.measure(key, hdu)``, shared by every session asking meanwhile.
-
-    The service memoises finished results; this shares the one in progress (a
-    new frame is asked for by every session following the folder at once),
-    and nobody blocks a thread waiting for it.
-    """
-    ident = (id(service), key, version, hdu)
-    with _measuring_lock:
-        future = _measuring.get(ident)
-        if future is None:
-            future = _measuring[ident] = _quality_executor().submit(_measure, ident, service, key, hdu)
-        return future
-
-
-def _measure(ident, service, key, hdu):
-    try:
-        return service.measure(key, hdu)
-    finally:
-        with _measuring_lock:
-            _measuring.pop(ident, None)
-
-
-def history_signature(rows: list) -> tuple:
-    """What tells two readings of the history apart: row count and newest recording."""
-    if not rows:
-        return (0, None)
-    return (len(rows), max(row.get("recorded") or 0.0 for row in rows), rows[-1].get("key"))
 
 
 class Session(param.Parameterized):
@@ -229,7 +154,10 @@ class Session(param.Parameterized):
     star_result = param.Parameter(default=None, doc="StarProfile of the star clicked, on the frame shown.")
 
     # -- collaborators
-    store = param.Parameter(default=None, doc="FrameStore (default: app.state.get_store()).")
+    store = param.Parameter(default=None, doc="FrameStore the frames are decoded through (the app's).")
+    feed = param.Parameter(
+        default=None, doc="Index of frames (the process's FrameFeed; None: list the store when asked).",
+    )
     quality_service = param.Parameter(
         default=None, doc="QualityService measuring frames (None: no quality, no timeline).",
     )
@@ -238,19 +166,20 @@ class Session(param.Parameterized):
         default=None,
         doc="Runs a callable on the session's event loop (None: run it at once, in tests).",
     )
+    storage = param.String(default="", doc="Why storage cannot be reached now ('' when it can).")
 
     def __init__(self, **params):
         super().__init__(**params)
         self._failed: set[tuple] = set()
         self._generation = 0
         self._wanted: tuple | None = None
-        self._polling = False
         self._pinned = None
         self._lock = threading.Lock()
         self._quality_for = None  # (key, version, hdu) measured or being measured
         self._star_for = None  # (image, star, radius) profiled or being profiled
-        self._history_polling = False
-        self._history_directory = None
+        self._history_for = None  # folder whose history is shown or being read
+        self._refresh_due = False
+        self._unsubscribe: list = []
 
     # ------------------------------------------------------------ derived
 
@@ -290,39 +219,99 @@ class Session(param.Parameterized):
             return None
         return coords.clip_box(self.box, self.image.data.shape)
 
+    # ------------------------------------------------------------ the feed
+
+    def _index(self):
+        if self.feed is None:
+            if self.store is None:
+                raise RuntimeError("a Session needs a store (the app passes the process's)")
+            self.feed = ListingIndex(self.store)
+        return self.feed
+
+    def connect(self, events) -> None:
+        """Follow the process's event bus (``frame``, ``quality``, ``storage``) until :meth:`disconnect`.
+
+        Callbacks arrive in the publisher's thread; the session's work is
+        handed to :attr:`scheduler` (one refresh for a burst of frames).
+        """
+        self.disconnect()
+        self._unsubscribe = [
+            events.subscribe(self._on_frame_event, "frame"),
+            events.subscribe(self._on_quality_event, "quality"),
+            events.subscribe(self._on_storage_event, "storage"),
+        ]
+
+    def disconnect(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+
+    def _schedule(self, callback) -> None:
+        scheduler = self.scheduler
+        if scheduler is None:
+            callback()
+        else:
+            scheduler(callback)
+
+    def _on_frame_event(self, event) -> None:
+        data = event.data
+        key = data.get("key") or ""
+        shown = self.info.key if self.info is not None else None
+        if not _under(key, self.directory) and key != shown and key != self.key:
+            return  # another folder: nothing this session shows or lists
+        with self._lock:
+            # A frame announced again (rewritten, or complete at last) deserves another read.
+            self._failed = {ident for ident in self._failed if ident[0] != key}
+            if self._refresh_due:
+                return
+            self._refresh_due = True
+        self._schedule(self._refresh_from_event)
+
+    def _refresh_from_event(self) -> None:
+        with self._lock:
+            self._refresh_due = False
+        self.refresh()
+
+    def _on_quality_event(self, event) -> None:
+        row = event.data
+        self._schedule(functools.partial(self.take_quality, row))
+
+    def _on_storage_event(self, event) -> None:
+        data = event.data
+        self._schedule(functools.partial(self.take_storage, data.get("state"), data.get("message") or ""))
+
+    def take_storage(self, state: str, message: str = "") -> None:
+        """Storage became unreachable, or reachable again (then look at the index again)."""
+        if state == "unreachable":
+            self.storage = message or "Storage is unreachable."
+        else:
+            self.storage = ""
+            self.refresh()
+
     # ------------------------------------------------------------ frames
 
-    def _store(self):
-        if self.store is None:
-            from app.state import get_store  # the app wires the process-wide store
-
-            self.store = get_store()
-        return self.store
-
     def refresh_frames(self, with_directories: bool = True) -> tuple:
-        """List the session's folder (blocking: a worker thread's job when serving).
+        """``(frames, directories, pinned)`` of the session's folder, from the index.
 
-        Returns ``(frames, directories, pinned)``: ``pinned`` is the FrameInfo
-        of the frame asked for by key when it is not in the listing (another
-        folder), or the error met looking it up.
+        ``pinned`` is the FrameInfo of the frame asked for by key when it is
+        not in the folder (another folder), or the error met looking it up.
         """
-        store = self._store()
-        frames = _list_frames(store, self.directory)
-        directories = None
-        if with_directories:
-            everything = frames if self.directory == "" else _list_frames(store, "")
-            directories = directories_of(info.key for info in everything)
+        index = self._index()
+        frames = index.frames(self.directory)
+        directories = index.directories() if with_directories else None
         pinned = None
         key = self.key
         if not self.follow and key is not None and all(info.key != key for info in frames):
-            try:
-                pinned = store.info(key)
-            except QuickAnalysisError as error:
-                pinned = error
+            pinned = index.get(key)
+            if pinned is None:
+                try:
+                    pinned = index.info(key)
+                except QuickAnalysisError as error:
+                    pinned = error
         return frames, directories, pinned
 
     def apply_listing(self, frames: list, directories: list | None = None, pinned=None) -> None:
-        """Take a listing made by :meth:`refresh_frames` (on the session's thread)."""
+        """Take what :meth:`refresh_frames` found (on the session's thread)."""
         updates: dict[str, Any] = {}
         if [_identity(f) for f in frames] != [_identity(f) for f in self.frames]:
             updates["frames"] = frames
@@ -334,9 +323,30 @@ class Session(param.Parameterized):
         if updates:
             self.param.update(**updates)
 
+    def refresh(self, with_directories: bool = True) -> None:
+        """Look at the index (in memory: no storage listing), then switch frame if needed."""
+        try:
+            listing = self.refresh_frames(with_directories)
+        except ImageNotFound:
+            listing = ([], None, None)
+        except QuickAnalysisError as error:  # e.g. a folder that cannot exist
+            self.error = str(error)
+            return
+        except Exception as error:  # storage hiccup (an index over a store): try on the next event
+            log.warning("listing %r failed: %s", self.directory, error)
+            return
+        self.apply_listing(*listing)
+        self.advance()
+
+    #: The name the page and the tests have always used for one live step.
+    tick = refresh
+
     def target(self):
         """FrameInfo the session should show now (None: keep what is shown)."""
         if not self.frames:
+            pinned = self._pinned
+            if not self.follow and pinned is not None and not isinstance(pinned, Exception):
+                return pinned
             return None
         if self.follow:
             for info in self.frames:
@@ -366,15 +376,15 @@ class Session(param.Parameterized):
         return self.hdu is not None and self.image.hdu != self.hdu
 
     def _read(self, info, hdu):
-        """Decode a frame and analyse the whole of it (blocking, thread-safe)."""
-        store = self._store()
+        """Decode a frame and analyse the whole of it (blocking, thread-safe, memoised)."""
+        store = self.store
         try:
-            image = store.load(info.key, hdu)
+            image = store.load(info.key, hdu, info=info)
         except QuickAnalysisError:
             if hdu is None:
                 raise
-            image = store.load(info.key, None)  # this frame lacks that HDU
-        # Warm the shared memo: the panes then find the whole-frame numbers ready.
+            image = store.load(info.key, None, info=info)  # this frame lacks that HDU
+        # The shared memo: usually ready (the quality service prepared the frame).
         compute.region_statistics(image)
         compute.region_histogram(image, None, self.clip_percent)
         compute.display_limits(image, self.interval, (self.manual_low, self.manual_high))
@@ -382,6 +392,18 @@ class Session(param.Parameterized):
         if box is not None:
             compute.region_statistics(image, box)
             compute.region_histogram(image, box, self.clip_percent)
+        return image
+
+    def _ready(self, info, hdu):
+        """The image of ``info`` if decoded and analysed already (the warm case), else None."""
+        try:
+            image = self.store.peek(info.key, hdu, info=info)
+        except QuickAnalysisError:
+            return None
+        if image is None or not compute.analysed(image, self.clip_percent, self.interval):
+            return None
+        if self.box is not None or self.interval == "manual":
+            return None  # numbers of the observer's own: computed in a worker
         return image
 
     def _begin(self, info, hdu) -> int:
@@ -413,7 +435,7 @@ class Session(param.Parameterized):
     # ------------------------------------------------------------ scheduling
 
     def _submit(self, work, done) -> None:
-        """Run ``work()`` in a worker thread, then ``done(result, error)`` on the session's thread.
+        """Run ``work()`` in the process's executor, then ``done(result, error)`` on the session's thread.
 
         Without a :attr:`scheduler` (tests, scripts) both run here and now.
         """
@@ -424,8 +446,7 @@ class Session(param.Parameterized):
                 result, error = None, exc
             done(result, error)
             return
-
-        self._when_done(_executor().submit(work), done)
+        self._when_done(executor().submit(work), done)
 
     def _when_done(self, future, done) -> None:
         """Run ``done(result, error)`` on the session's thread once ``future`` is done."""
@@ -440,28 +461,6 @@ class Session(param.Parameterized):
 
         future.add_done_callback(finished)
 
-    def tick(self, with_directories: bool = True) -> None:
-        """One live step: list the folder (worker thread), then switch frame if needed."""
-        if self._polling:
-            return  # the previous listing is still running
-        self._polling = True
-        directory = self.directory
-        self._submit(
-            functools.partial(self.refresh_frames, with_directories),
-            functools.partial(self._listed, directory),
-        )
-
-    def _listed(self, directory, listing, error) -> None:
-        self._polling = False
-        if error is not None:  # storage hiccup: try again on the next tick
-            log.warning("listing %r failed: %s", directory, error)
-            return
-        if directory != self.directory:
-            self.tick()  # the observer changed folder meanwhile: list the new one
-            return
-        self.apply_listing(*listing)
-        self.advance()
-
     def advance(self) -> None:
         """Start reading the frame the session should show, if it is not shown yet."""
         info = self.target()
@@ -471,6 +470,11 @@ class Session(param.Parameterized):
         hdu = self.hdu
         log.debug("reading %s", info.key)
         generation = self._begin(info, hdu)
+        if self.scheduler is not None:
+            image = self._ready(info, hdu)
+            if image is not None:  # decoded and analysed already: show it now, in this batch
+                self._loaded(generation, info, hdu, arrived, image, None)
+                return
         self.loading = True
         self._submit(
             functools.partial(self._read, info, hdu),
@@ -502,8 +506,8 @@ class Session(param.Parameterized):
 
     @param.depends("directory", watch=True)
     def _directory_changed(self) -> None:
-        self.tick()
-        self.poll_history()
+        self.refresh()
+        self.load_history()
 
     # ------------------------------------------------------------ quality
 
@@ -519,7 +523,12 @@ class Session(param.Parameterized):
         self.profile_star()
 
     def measure_quality(self) -> None:
-        """Ask the quality service for the frame shown (worker thread; no-op when known)."""
+        """The quality service's measurement of the frame shown (never blocks the page).
+
+        Found in the service's memo when measured already; otherwise the
+        session joins the measurement in progress, or starts it in the
+        process's executor (one measurement per frame version whoever asks).
+        """
         target = self._quality_target()
         service = self.quality_service
         if service is None or target is None:
@@ -531,12 +540,18 @@ class Session(param.Parameterized):
             return
         self._quality_for = target
         key, version, hdu = target
+        if self.scheduler is None:  # tests, scripts: measure here and now
+            self._submit(functools.partial(service.measure, key, hdu, info=self.info),
+                         functools.partial(self._measured, target))
+            return
+        known = service.result(key, version, hdu)
+        if known is not None:
+            self.param.update(quality=known, quality_pending=False, quality_error="")
+            return
         self.param.update(quality=None, quality_pending=True, quality_error="")
-        done = functools.partial(self._measured, target)
-        if self.scheduler is None:
-            self._submit(functools.partial(service.measure, key, hdu), done)
-        else:
-            self._when_done(shared_measurement(service, key, version, hdu), done)
+        # Joins the measurement in progress (the quality service's, or another session's).
+        self._when_done(service.measure_future(key, hdu, info=self.info),
+                        functools.partial(self._measured, target))
 
     def _measured(self, target, result, error) -> None:
         if target != self._quality_for:
@@ -548,27 +563,44 @@ class Session(param.Parameterized):
             return
         self.param.update(quality=result, quality_pending=False, quality_error="")
 
-    def poll_history(self) -> None:
-        """Re-read the quality history of the folder (worker thread); replace it only if it changed."""
-        service = self.quality_service
-        if service is None or self._history_polling:
+    def take_quality(self, row: dict) -> None:
+        """A ``quality`` event: the history row of a frame just measured."""
+        key, version = row.get("key"), row.get("version")
+        if self.quality_service is not None and self._history_for == self.directory and _under(key, self.directory):
+            self.history = merge_history(self.history, row)
+        target = self._quality_target()
+        if target is None or target[:2] != (key, version) or target[2] is not None:
             return
-        self._history_polling = True
+        if not self.quality_pending and self.quality is not None:
+            return
+        result = self.quality_service.result(key, version) if self.quality_service else None
+        if result is not None:
+            self._measured(target, result, None)
+        elif row.get("error"):
+            self._measured(target, None, QuickAnalysisError(row["error"]))
+
+    def load_history(self) -> None:
+        """Read the quality history of the folder once (worker thread); events keep it current."""
+        service = self.quality_service
+        if service is None:
+            return
         directory = self.directory
         self._submit(
             functools.partial(service.history.rows, directory or None),
             functools.partial(self._history_read, directory),
         )
 
+    #: Former name (the page read the history every second; now once, then from events).
+    poll_history = load_history
+
     def _history_read(self, directory, rows, error) -> None:
-        self._history_polling = False
         if error is not None:
             log.warning("reading the quality history failed: %s", error)
             return
         if directory != self.directory:
-            return  # the next poll reads the new folder
-        if directory != self._history_directory or history_signature(rows) != history_signature(self.history):
-            self._history_directory = directory
+            return  # the observer changed folder meanwhile: that read is on its way
+        self._history_for = directory
+        if rows != self.history:
             self.history = rows
 
     def select_star(self, column: float, row: float) -> None:
