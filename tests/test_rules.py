@@ -204,12 +204,10 @@ def _only_secpix1(path: Path, scale: float) -> Path:
     return path
 
 
-def test_a_header_with_only_secpix1_gives_arcsec_on_quality_and_on_the_profile(tmp_path, monkeypatch):
-    import components.views.state as state_module
+def test_a_header_with_only_secpix1_gives_arcsec_on_quality_and_on_the_profile(tmp_path):
     from components.views.profile import ProfilePane, profile_summary
     from components.views.state import Session
 
-    monkeypatch.setattr(state_module, "_LISTING_TTL", 0.0)
     _only_secpix1(tmp_path / "data" / "secpix.fits", 0.62)
     store = FrameStore(LocalSource(tmp_path, settle=0), ImageCache(10**9))
     image = store.load("data/secpix.fits")
