@@ -348,8 +348,8 @@ class QualityMetrics(BaseModel):
     background_rms: float | None = Field(description="Sky noise, ADU.")
     saturation_level: float | None = Field(description="Level counted as saturated (SATURATE, setting or dtype max).")
     saturated_pixels: int
-    saturated_fraction: float
-    star_count: int
+    saturated_fraction: float | None = Field(description="Saturated pixels / all pixels (null when no pixel is finite).")
+    star_count: int | None = Field(description="Stars detected (null when the sky cannot be measured).")
     fwhm_px: float | None = Field(description="Median FWHM of Moffat fits to the brightest clean stars, pixels.")
     fwhm_arcsec: float | None
     hfr_px: float | None = Field(description="Median half-flux radius, pixels.")
