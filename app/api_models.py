@@ -251,7 +251,10 @@ class StatisticsResponse(BaseModel):
 
 
 class HistogramStats(BaseModel):
-    """Statistics of the pixels the histogram counts (after clipping)."""
+    """Statistics of ALL the finite pixels of the frame or sub-region, as the original service's.
+
+    The clip limits only the histogram's range, not these numbers.
+    """
 
     median: float | None
     mean: float | None
@@ -263,7 +266,12 @@ class HistogramStats(BaseModel):
 class Histogram(BaseModel):
     """A histogram: ``len(counts) == len(edges) - 1`` (both empty without finite pixels)."""
 
-    edges: list[float] = Field(description="Bin edges, ascending.")
+    edges: list[float] = Field(
+        description=(
+            "Bin edges, ascending: the original's, from the lower percentile in whole-width steps "
+            "(the width the smallest giving fewer than 5000 bins); the last bin includes its top edge."
+        )
+    )
     counts: list[int] = Field(description="Pixels per bin.")
     stats: HistogramStats
 
@@ -404,7 +412,8 @@ class HealthResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """Every error: 400 for a client mistake, 404 for a missing frame, 500 for a bug."""
+    """Every error: 400 client mistake, 404 missing frame or path, 405 wrong method,
+    413 frame too large, 502 storage unreachable, 500 a bug."""
 
     success: Literal[False]
     message: str = Field(description="What is wrong, for the person who made the request.")
