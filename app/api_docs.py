@@ -56,8 +56,11 @@ class Endpoint:
     example: str
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
-    errors: tuple[int, ...] = (400, 404, 500)
+    #: Statuses other than 200; frame readers can answer all of FRAME_ERRORS.
+    errors: tuple[int, ...] = (400, 404, 413, 500, 502)
     png: bool = False
+    #: Also answers text/csv (format=csv).
+    csv: bool = False
     tags: tuple[str, ...] = field(default=("analysis",))
 
 
@@ -84,7 +87,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "/histogram-clipped", "post", "Clipped histogram",
-        "Histogram of the pixels between two symmetric percentiles, and their statistics.",
+        "The original service's histogram of the pixels between two symmetric percentiles "
+        "(numpy.percentile; whole-width bins from the lower one, fewer than 5000; the last bin "
+        "closed), and the median, mean, mode, min and max of every pixel of the frame or sub-region.",
         HistogramResponse,
         f"curl -X POST {BASE}/histogram-clipped -H 'Content-Type: application/json' \\\n"
         "  -d '{\"full_filename\": \"frame.fits\", \"s3_directory\": \"data\", \"clip_percent\": 0.001}'",
@@ -117,7 +122,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         ImagesResponse,
         f"curl '{BASE}/images?s3_directory=data&limit=20'",
         query=ImagesQuery,
-        errors=(400, 500),
+        errors=(400, 404, 500, 502),
         tags=("frames",),
     ),
     Endpoint(
@@ -146,6 +151,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         f"curl '{BASE}/session/quality?s3_directory=data&format=csv'",
         query=SessionQualityQuery,
         errors=(400, 500),
+        csv=True,
         tags=("quality",),
     ),
     Endpoint(
@@ -162,7 +168,9 @@ _ERROR_TEXT = {
     400: "Client mistake: invalid JSON, a missing or invalid field, an unknown s3_directory, "
     "an unsafe key, a file that is not an image...",
     404: "The frame does not exist: 'Image does not exist: <s3_directory>/<full_filename>.'",
+    413: "The frame decodes to more bytes than QA_MAX_FRAME_BYTES allows (refused before decoding).",
     500: "A bug in the server (reported as JSON too).",
+    502: "The frame store (S3) is unreachable or failed: 'storage error: ...'; retry later.",
 }
 
 _REF = "#/components/schemas/{model}"
@@ -200,6 +208,8 @@ def _operation(endpoint: Endpoint, base_url: str) -> dict:
     ok_content = {"application/json": {"schema": references[(endpoint.response, "serialization")]}}
     if endpoint.png:
         ok_content["image/png"] = {"schema": {"type": "string", "contentMediaType": "image/png"}}
+    if endpoint.csv:
+        ok_content["text/csv"] = {"schema": {"type": "string", "contentMediaType": "text/csv"}}
     responses = {"200": {"description": endpoint.response.__doc__.strip(), "content": ok_content}}
     error_schema = references[(ErrorResponse, "serialization")]
     for status in endpoint.errors:

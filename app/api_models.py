@@ -251,7 +251,10 @@ class StatisticsResponse(BaseModel):
 
 
 class HistogramStats(BaseModel):
-    """Statistics of the pixels the histogram counts (after clipping)."""
+    """Statistics of ALL the finite pixels of the frame or sub-region, as the original service's.
+
+    The clip limits only the histogram's range, not these numbers.
+    """
 
     median: float | None
     mean: float | None
@@ -263,7 +266,12 @@ class HistogramStats(BaseModel):
 class Histogram(BaseModel):
     """A histogram: ``len(counts) == len(edges) - 1`` (both empty without finite pixels)."""
 
-    edges: list[float] = Field(description="Bin edges, ascending.")
+    edges: list[float] = Field(
+        description=(
+            "Bin edges, ascending: the original's, from the lower percentile in whole-width steps "
+            "(the width the smallest giving fewer than 5000 bins); the last bin includes its top edge."
+        )
+    )
     counts: list[int] = Field(description="Pixels per bin.")
     stats: HistogramStats
 
@@ -348,8 +356,8 @@ class QualityMetrics(BaseModel):
     background_rms: float | None = Field(description="Sky noise, ADU.")
     saturation_level: float | None = Field(description="Level counted as saturated (SATURATE, setting or dtype max).")
     saturated_pixels: int
-    saturated_fraction: float
-    star_count: int
+    saturated_fraction: float | None = Field(description="Saturated pixels / all pixels (null when no pixel is finite).")
+    star_count: int | None = Field(description="Stars detected (null when the sky cannot be measured).")
     fwhm_px: float | None = Field(description="Median FWHM of Moffat fits to the brightest clean stars, pixels.")
     fwhm_arcsec: float | None
     hfr_px: float | None = Field(description="Median half-flux radius, pixels.")
@@ -404,7 +412,8 @@ class HealthResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """Every error: 400 for a client mistake, 404 for a missing frame, 500 for a bug."""
+    """Every error: 400 client mistake, 404 missing frame or path, 405 wrong method,
+    413 frame too large, 502 storage unreachable, 500 a bug."""
 
     success: Literal[False]
     message: str = Field(description="What is wrong, for the person who made the request.")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import html
+import json
 import logging
+import re
 
 import panel as pn
+import tornado.httputil
+import tornado.web
 
 from app.settings import Settings, set_settings
 
-__all__ = ["serve"]
+__all__ = ["serve", "tornado_settings", "JsonErrors"]
 
 log = logging.getLogger("quickanalysis")
 
@@ -19,6 +24,63 @@ def _websocket_origins(settings: Settings) -> list[str]:
         origins.add(f"{settings.address}:{settings.port}")
     origins.update(settings.allow_websocket_origin)
     return sorted(origins)
+
+
+class JsonErrors(tornado.web.OutputTransform):
+    """Turn the HTML error pages of Panel's, Bokeh's and tornado's own handlers into JSON.
+
+    Their handlers (static files, the websocket, autoload.js, the page's 405...)
+    answer errors with tornado's HTML page; the API's clients expect
+    ``{"success": false, "message": ...}``. Only error answers (status 400 and
+    up) in HTML are rewritten, and never ``GET /`` (the dashboard page itself).
+    """
+
+    def __init__(self, request: tornado.httputil.HTTPServerRequest):
+        super().__init__(request)
+        self._page = request.method == "GET" and request.path == "/"
+        self._rewritten = False
+
+    def transform_first_chunk(self, status_code, headers, chunk, finishing):
+        content_type = headers.get("Content-Type", "text/html")
+        if status_code < 400 or self._page or not content_type.startswith("text/html"):
+            return status_code, headers, chunk
+        text = chunk.decode("utf-8", "replace")
+        title = re.search(r"<title>\s*\d*:?\s*(.*?)</title>", text, re.S)
+        message = html.unescape(title.group(1) if title else re.sub(r"<[^>]+>", " ", text)).strip()
+        body = json.dumps({
+            "success": False,
+            "message": message or tornado.httputil.responses.get(status_code, "error"),
+        }).encode()
+        headers["Content-Type"] = "application/json; charset=UTF-8"
+        if "Content-Length" in headers:
+            headers["Content-Length"] = str(len(body))
+        self._rewritten = True
+        return status_code, headers, body
+
+    def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
+        return b"" if self._rewritten else chunk
+
+
+def tornado_settings() -> dict:
+    """Settings of the tornado Application that Panel and Bokeh create for ``pn.serve``.
+
+    ``pn.serve`` hands keywords it does not know to Bokeh's Server, which hands
+    those to ``BokehTornado``, a ``tornado.web.Application``: a path no route
+    matches (neither Panel's and Bokeh's own routes -- the page, /static, /ws,
+    autoload.js, ... -- nor the API's) is answered by ``default_handler_class``,
+    a JSON 404 like the API's own errors instead of tornado's HTML page; and
+    :class:`JsonErrors` rewrites the HTML errors of Panel's and Bokeh's routes.
+    """
+    from app.api import ApiHandler
+
+    class NotFoundHandler(ApiHandler):
+        """Any unknown path, any method: JSON 404 (with the API's CORS headers)."""
+
+        def prepare(self) -> None:
+            raise tornado.web.HTTPError(404, "no such path: %s", self.request.path)
+
+    # Bokeh sets no transforms (tornado would add gzip only with compress_response).
+    return {"default_handler_class": NotFoundHandler, "transforms": [JsonErrors]}
 
 
 def serve(settings: Settings, show: bool = False) -> None:
@@ -38,6 +100,7 @@ def serve(settings: Settings, show: bool = False) -> None:
             show=show,
             title="QuickAnalysis",
             extra_patterns=api_patterns(),
+            **tornado_settings(),
         )
     finally:
         if camera is not None:

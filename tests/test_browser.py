@@ -570,7 +570,7 @@ def test_a_new_frame_appears_and_every_pane_updates_without_a_reload(dash, serve
     loads = sum(1 for url in page.requests if urlparse(url).path in ("", "/"))
 
     name = f"new-{int(time.time())}.fits"
-    _frame(server.root / "data" / name, seed=99, background=1500.0)
+    _frame(server.root / "data" / name, seed=99, background=1500.0, object="NEWFRAME")
     written = time.monotonic()
     page.page.locator(".qa-notice", has_text=name).wait_for(timeout=TIMEOUT)
     latency = time.monotonic() - written
@@ -585,14 +585,15 @@ def test_a_new_frame_appears_and_every_pane_updates_without_a_reload(dash, serve
     assert (profile["start"], profile["end"]) == (line["start"], line["end"])
     histogram = page.meta("[data-histogram]", "data-histogram")
     assert histogram["subregion"] == box["subregion"]
-    assert "1500" in page.page.locator(".qa-header").inner_text() or True
+    # The header pane shows the new frame's cards (its OBJECT is unique to it).
+    page.page.locator(".qa-header", has_text="NEWFRAME").wait_for(state="attached", timeout=TIMEOUT)
     # Same zoom and pan; no reload of the page.
     after = page.settled_state()
     assert after["x_range"] == pytest.approx(view["x_range"], abs=0.5)
     assert after["y_range"] == pytest.approx(view["y_range"], abs=0.5)
     assert sum(1 for url in page.requests if urlparse(url).path in ("", "/")) == loads
+    # Informative only: speed is measured by bench/, not asserted here.
     print(f"new frame shown {latency:.2f} s after it was written")
-    assert latency < 5.0
 
 
 def test_screenshot_of_the_dashboard(dash, server):

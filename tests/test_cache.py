@@ -153,19 +153,21 @@ def test_single_flight_error_reaches_every_waiter():
 def test_different_keys_decode_in_parallel():
     cache = ImageCache(10_000)
     barrier = threading.Barrier(2)
+    # Both decodes must be running at once to pass this second barrier: decodes
+    # made one after the other would break it (the timeout only avoids a hang).
+    both_decoding = threading.Barrier(2, timeout=30)
 
     def slow():
-        time.sleep(0.3)
+        both_decoding.wait()
         return _image(10)
 
     def request(key):
         barrier.wait()
         return cache.get(key, slow)
 
-    started = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(request, ["a", "b"]))
-    assert time.perf_counter() - started < 0.55
+    assert not both_decoding.broken
     assert cache.decodes == 2
 
 

@@ -189,12 +189,13 @@ def test_float_histogram_negative_to_160():
     array = rng.uniform(-0.03, 160, size=(300, 300)).astype(np.float32)
     histogram = histogram_clipped(array, None)
     assert len(histogram["counts"]) == len(histogram["edges"]) - 1 <= MAX_BINS
-    assert histogram["edges"][0] == pytest.approx(array.min())
-    assert histogram["edges"][-1] == pytest.approx(array.max())
+    # A range over 100 values: the original's whole-width bins from the minimum.
+    assert histogram["edges"][0] == array.min()
+    assert np.diff(histogram["edges"]) == pytest.approx(1.0)
+    assert histogram["edges"][-2] <= array.max() < histogram["edges"][-1]
     assert sum(histogram["counts"]) == array.size
-    counts, _ = np.histogram(array.astype(np.float64), bins=np.array(histogram["edges"]))
-    # numpy and the kernel may place a value that sits on an edge differently.
-    assert np.abs(counts - histogram["counts"]).sum() <= 4
+    counts, _ = np.histogram(array, bins=np.array(histogram["edges"]))
+    assert histogram["counts"] == counts.tolist()
 
 
 def test_clip_percent_uses_the_percentiles():
@@ -206,20 +207,26 @@ def test_clip_percent_uses_the_percentiles():
     assert histogram["edges"][-1] == pytest.approx(high, rel=1e-12)
     inside = array[(array >= low) & (array <= high)]
     assert sum(histogram["counts"]) == inside.size
+    clipped = histogram["clipped_stats"]
+    assert_allclose(
+        [clipped["median"], clipped["mean"], clipped["min"], clipped["max"]],
+        [np.median(inside), inside.mean(), inside.min(), inside.max()],
+    )
+    # The stats describe every pixel: the clip only limits the histogram.
     stats = histogram["stats"]
     assert_allclose(
         [stats["median"], stats["mean"], stats["min"], stats["max"]],
-        [np.median(inside), inside.mean(), inside.min(), inside.max()],
+        [np.median(array), array.mean(), array.min(), array.max()],
     )
 
 
-def test_integer_clip_widens_to_whole_values():
+def test_integer_clip_edges_start_at_the_percentile():
     rng = np.random.default_rng(8)
     array = rng.integers(0, 1000, size=(100, 100)).astype(np.uint16)
     histogram = histogram_clipped(array, 0.05)
     low, high = np.percentile(array, [5, 95])
-    assert histogram["edges"][0] == math.floor(low)
-    assert histogram["edges"][-1] - 1 == math.ceil(high)
+    assert histogram["edges"][0] == low
+    assert histogram["edges"][-2] <= high < histogram["edges"][-1]
 
 
 def test_default_clip_is_one_per_mille():
@@ -262,17 +269,27 @@ def test_histogram_is_always_well_formed(array, clip):
     if finite == 0:
         assert histogram["counts"] == []
         return
-    assert len(histogram["counts"]) == len(histogram["edges"]) - 1 <= MAX_BINS
-    assert 0 < sum(histogram["counts"]) <= finite
+    assert len(histogram["counts"]) == len(histogram["edges"]) - 1 < MAX_BINS
+    # A clipped range may hold no pixel (the original's bins); an unclipped one always does.
+    assert 0 <= sum(histogram["counts"]) <= finite
+    if not clip:
+        assert sum(histogram["counts"]) == finite
     assert all(math.isfinite(v) for v in histogram["edges"])
     assert all(math.isfinite(v) for v in histogram["stats"].values())
     assert np.all(np.diff(histogram["edges"]) > 0)
 
 
-@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
-def test_clip_between_two_values_keeps_the_bracketing_pixels(dtype):
-    # The 49th and 51st percentiles of [0, 0, 3, 3] fall between the pixels.
-    histogram = histogram_clipped(np.array([[0, 0, 3, 3]], dtype=dtype), 0.49)
+def test_integer_clip_between_two_values_gives_the_originals_empty_bin():
+    # The 49th and 51st percentiles of [0, 0, 3, 3] (1.41, 1.59) fall between
+    # the pixels: the original's one bin [1.41, 2.41] counts none of them.
+    histogram = histogram_clipped(np.array([[0, 0, 3, 3]], dtype=np.uint16), 0.49)
+    assert histogram["edges"] == pytest.approx([1.41, 2.41]) and histogram["counts"] == [0]
+    assert histogram["stats"] == {"median": 1.5, "mean": 1.5, "mode": 0, "min": 0, "max": 3}
+    assert set(histogram["clipped_stats"].values()) == {None}
+
+
+def test_narrow_float_clip_between_two_values_keeps_the_bracketing_pixels():
+    histogram = histogram_clipped(np.array([[0, 0, 3, 3]], dtype=np.float32), 0.49)
     assert sum(histogram["counts"]) == 4
-    assert histogram["stats"]["min"] == 0 and histogram["stats"]["max"] == 3
+    assert histogram["clipped_stats"]["min"] == 0 and histogram["clipped_stats"]["max"] == 3
     assert histogram["stats"]["median"] == 1.5

@@ -271,14 +271,11 @@ def test_invalid_arguments_raise_value_error(kwargs):
         star_field(**{"shape": (20, 20), **kwargs})
 
 
-def test_large_frame_is_fast():
-    star_field((64, 64), n_stars=1)  # imports and lookup tables
-    started = time.perf_counter()
+def test_large_frame():
+    # Its speed is measured by bench/new_frame.py, not asserted here.
     frame = star_field((6388, 9576), n_stars=3000, seed=18)
-    elapsed = time.perf_counter() - started
     assert frame.data.shape == (6388, 9576)
-    # Well under 2 s on a quiet machine; the margin absorbs a busy CI runner.
-    assert elapsed < 6.0
+    assert frame.header["SIMNSTAR"] == 3000
 
 
 def test_write_fits_plain_roundtrip(tmp_path):

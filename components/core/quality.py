@@ -42,6 +42,9 @@ _DETECT_SIGMA = 5.0
 _MIN_AREA = 5
 # Narrower than this is a cosmic ray or a hot pixel, not a sampled PSF.
 _MIN_FWHM_PX = 1.0
+# Fewer finite pixels than this give no meaningful sky level or noise (sep
+# answers e.g. twice the value of a lone pixel): those metrics are None.
+_MIN_SKY_PIXELS = 9
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,7 @@ def _verdict(value, warn, bad, higher_is_worse: bool = True) -> str:
 
 def _detection_image(image: np.ndarray) -> tuple[np.ndarray, int]:
     data = np.asarray(image)
-    if data.size > _BIN_ABOVE_PIXELS:
+    if data.size > _BIN_ABOVE_PIXELS and min(data.shape) >= 2:
         rows, cols = (data.shape[0] // 2) * 2, (data.shape[1] // 2) * 2
         binned = data[:rows:2, :cols:2].astype(np.float32)
         binned += data[1:rows:2, :cols:2]
@@ -220,7 +223,28 @@ def _detection_image(image: np.ndarray) -> tuple[np.ndarray, int]:
         binned += data[1:rows:2, 1:cols:2]
         binned *= 0.25
         return binned, 2
-    return np.ascontiguousarray(data, dtype=np.float32), 1
+    # Always a copy at full resolution: sep subtracts the background in place,
+    # and the caller's array may be a read-only cached frame ("buffer source
+    # array is read-only") or one it still uses. Frames above _BIN_ABOVE_PIXELS
+    # never get here (the binned array is new), so a 61 MP frame is not copied.
+    return np.array(data, dtype=np.float32, order="C"), 1
+
+
+def _subtract_sky(detect: np.ndarray, mask: np.ndarray) -> tuple[float | None, float | None]:
+    """sep's global sky level and noise, the background map subtracted from ``detect`` in place.
+
+    (None, None), and ``detect`` untouched, when the frame has too few finite
+    pixels, or when sep found no background box at least half unmasked (it
+    then answers a level of 0 and a noise of 1, which would read as measured).
+    """
+    if detect.size - int(np.count_nonzero(mask)) < _MIN_SKY_PIXELS:
+        return None, None
+    background = sep.Background(detect, mask=mask if mask.any() else None, bw=64, bh=64)
+    sky, noise = float(background.globalback), float(background.globalrms)
+    if mask.any() and sky == 0.0 and noise == 1.0:
+        return None, None
+    background.subfrom(detect)
+    return sky, noise
 
 
 def quality(
@@ -282,20 +306,20 @@ def quality(
     mask = ~np.isfinite(detect)
     if mask.any():
         detect = np.where(mask, 0, detect).astype(np.float32)
-    background = sep.Background(detect, mask=mask if mask.any() else None, bw=64, bh=64)
-    sky, noise = float(background.globalback), float(background.globalrms)
-    background.subfrom(detect)
-    sep.set_extract_pixstack(max(300_000, detect.size // 10))
-    sep.set_sub_object_limit(4096)
-    try:
-        objects = sep.extract(
-            detect, _DETECT_SIGMA, err=max(noise, 1e-12), minarea=_MIN_AREA,
-            mask=mask if mask.any() else None,
-        )
-    except Exception:
-        # sep gives up on pathological frames (e.g. a whole frame above threshold).
-        objects = np.zeros(0, dtype=[("x", "f8"), ("y", "f8"), ("flux", "f8"), ("a", "f8"), ("b", "f8"),
-                                     ("peak", "f8"), ("flag", "i4"), ("npix", "i4")])
+    sky, noise = _subtract_sky(detect, mask)
+    objects = np.zeros(0, dtype=[("x", "f8"), ("y", "f8"), ("flux", "f8"), ("a", "f8"), ("b", "f8"),
+                                 ("peak", "f8"), ("flag", "i4"), ("npix", "i4")])
+    if sky is not None:
+        sep.set_extract_pixstack(max(300_000, detect.size // 10))
+        sep.set_sub_object_limit(4096)
+        try:
+            objects = sep.extract(
+                detect, _DETECT_SIGMA, err=max(noise, 1e-12), minarea=_MIN_AREA,
+                mask=mask if mask.any() else None,
+            )
+        except Exception:
+            # sep gives up on pathological frames (e.g. a whole frame above threshold).
+            pass
     x = (objects["x"] + 0.5) * binning - 0.5
     y = (objects["y"] + 0.5) * binning - 0.5
     a, b = objects["a"] * binning, objects["b"] * binning
@@ -306,12 +330,13 @@ def quality(
     if level is not None:
         with np.errstate(invalid="ignore"):
             saturated_pixels = int(np.count_nonzero(data >= level))
-    fwhm_px, hfr_px, measured = _measure_fwhm(data, x, y, a, b, objects["flux"], star, level, sky)
+    fwhm_px, hfr_px, measured = _measure_fwhm(data, x, y, a, b, objects["flux"], star, level, sky or 0.0)
     good = star & (objects["flag"] == 0)
     elongation = float(np.median(a[good] / b[good])) if good.sum() else None
 
     fwhm_arcsec = fwhm_px * scale if fwhm_px is not None and scale is not None else None
-    star_count = int(star.sum())
+    # No sky, no detection: the star count is unknown, not zero.
+    star_count = int(star.sum()) if sky is not None else None
     order = np.argsort(objects["flux"][star])[::-1][:_LISTED_STARS]
     listed = {name: np.round(values[star][order], 3).tolist() for name, values in
               (("x", x), ("y", y), ("flux", objects["flux"]), ("a", a), ("b", b))}
@@ -319,10 +344,12 @@ def quality(
         fwhm_verdict = _verdict(fwhm_arcsec, thresholds.fwhm_arcsec_warn, thresholds.fwhm_arcsec_bad)
     else:
         fwhm_verdict = _verdict(fwhm_px, thresholds.fwhm_px_warn, thresholds.fwhm_px_bad)
-    fraction = saturated_pixels / data.size
+    # With no finite pixel at all, the fraction is unknown rather than zero.
+    measurable = not mask.all() or bool(np.isfinite(data).any())
+    fraction = saturated_pixels / data.size if measurable else None
     return {
         "background": sky,
-        "background_rms": noise * binning if binning > 1 else noise,
+        "background_rms": noise * binning if binning > 1 and noise is not None else noise,
         "saturation_level": level,
         "saturated_pixels": saturated_pixels,
         "saturated_fraction": fraction,

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from components.core import _kernels as k
 from components.errors import InvalidRequest
 
-__all__ = ["statistics", "histogram_clipped", "STAT_KEYS", "MAX_BINS"]
+__all__ = ["statistics", "histogram_clipped", "STAT_KEYS", "HISTOGRAM_STAT_KEYS", "MAX_BINS"]
 
 #: Keys of the dict returned by :func:`statistics`.
 STAT_KEYS = ("mean", "median", "mode", "min", "max", "std", "median_abs_deviation", "count", "nonfinite")
@@ -123,18 +123,13 @@ class _IntegerDistribution:
         last = min(high - self.offset, len(self.counts) - 1)
         return _IntegerDistribution(self.counts[first : last + 1], self.offset + first)
 
-    def histogram(self) -> tuple[list, list]:
-        nvalues = len(self.counts)
-        if nvalues == 0:
-            return [], []
-        # Integer-aligned bins: width 1 unless that makes MAX_BINS or more.
-        width = 1 if nvalues < MAX_BINS else math.ceil(nvalues / (MAX_BINS - 1))
-        nbins = math.ceil(nvalues / width)
-        padded = np.zeros(nbins * width, dtype=np.int64)
-        padded[:nvalues] = self.counts
-        counts = padded.reshape(nbins, width).sum(axis=1)
-        edges = self.offset + width * np.arange(nbins + 1, dtype=np.int64)
-        return edges.tolist(), counts.tolist()
+    def counts_in(self, edges: np.ndarray) -> np.ndarray:
+        """``numpy.histogram``'s counts for these edges: half-open bins, the last closed."""
+        edges = np.asarray(edges, dtype=np.float64)
+        cumulative = np.concatenate([[0], self.cumulative])
+        below = cumulative[np.searchsorted(self.values, edges, side="left")]
+        below[-1] = cumulative[np.searchsorted(self.values, edges[-1], side="right")]
+        return np.diff(below)
 
 
 class _FloatDistribution:
@@ -328,26 +323,165 @@ def _check_clip(clip_percent) -> float:
     return clip
 
 
-def histogram_clipped(array: npt.ArrayLike, clip_percent: float | None = 0.001) -> dict:
-    """Histogram of the pixels between two symmetric percentiles.
+#: Keys of the ``stats`` and ``clipped_stats`` dicts of :func:`histogram_clipped`.
+HISTOGRAM_STAT_KEYS = ("median", "mean", "mode", "min", "max")
+# Float frames whose clipped range is narrower than this many values get
+# sqrt(count) equal bins: the original service's whole-value bins would
+# collapse them to a handful of bins (a single one for data in [0, 1]).
+_MIN_UNIT_BIN_RANGE = 100.0
+
+
+def _percentile_ranks(count: int, percent: float) -> tuple[list, float]:
+    """The two ranks numpy interpolates between for ``percent``, and the weight."""
+    q = np.true_divide(percent, 100)
+    virtual = (count - 1) * q
+    if virtual >= count - 1:
+        return [count - 1, count - 1], float(virtual + 1)
+    previous = int(np.floor(virtual))
+    return [previous, previous + 1], float(virtual - previous)
+
+
+def _numpy_lerp(a, b, gamma: float, dtype: np.dtype):
+    """numpy's ``_lerp`` of two order statistics, in the pixels' dtype as numpy does it."""
+    a, b = dtype.type(a), dtype.type(b)
+    with np.errstate(over="ignore"):
+        # numpy subtracts in the pixels' dtype (wrapping around on overflow).
+        difference = b - a
+    if gamma >= 0.5:
+        result = b - difference * (1 - gamma)
+    else:
+        result = a + difference * gamma
+    return result if np.issubdtype(dtype, np.floating) else np.float64(result)
+
+
+def _clip_percentiles(at_ranks, count: int, dtype: np.dtype, clip: float, extra_ranks=()):
+    """``numpy.percentile(pixels, [100 * clip, 100 - 100 * clip])`` bit for bit, in one pass.
+
+    The same operations in the same order and types as numpy's own code
+    (``numpy.lib._function_base_impl._quantile`` and ``_lerp``, linear method),
+    from the order statistics around each percentile, so that the edges built
+    from them agree to the last bit with the original service's. Returns
+    numpy scalars (float32 for float32 pixels, float64 otherwise) and the
+    values at ``extra_ranks``, located in the same pass.
+    """
+    percent = clip * 100
+    (low_ranks, low_gamma), (high_ranks, high_gamma) = (
+        _percentile_ranks(count, percent), _percentile_ranks(count, 100 - percent)
+    )
+    values = at_ranks(np.array([*low_ranks, *high_ranks, *extra_ranks], dtype=np.int64))
+    low = _numpy_lerp(values[0], values[1], low_gamma, dtype)
+    high = _numpy_lerp(values[2], values[3], high_gamma, dtype)
+    return low, high, values[4:]
+
+
+def _bin_size(value_range) -> int:
+    """The original's bin size: the smallest whole width giving fewer than MAX_BINS bins."""
+    # The original tries widths 1 to 19 only (and fails above); the same rule
+    # continues past 19 here. Near the smallest fitting width the bin count
+    # is checked as the original computes it (float rounding included).
+    guess = max(1, int(value_range // (MAX_BINS - 1)))
+    for size in range(max(1, guess - 1), guess + 3):
+        if divmod(value_range, size)[0] + 1 < MAX_BINS:
+            return size
+    # Huge float ranges, where a unit step in width changes nothing: a width
+    # that surely fits.
+    return int(math.ceil(value_range / (MAX_BINS - 2)))
+
+
+def _original_edges(low, high) -> np.ndarray:
+    """The original service's bin edges from ``low`` to past ``high``.
+
+    ``num_bins = (high - low) // size + 1`` bins of a whole ``size`` starting
+    at ``low``: the last edge lies above ``high``, and numpy's last bin is
+    closed, so pixels equal to it are counted too.
+    """
+    size = _bin_size(high - low)
+    num_bins = divmod(high - low, size)[0] + 1
+    return np.arange(low, low + (num_bins * size) + 1, size)
+
+
+def _integer_summary(dist: _IntegerDistribution) -> dict:
+    if dist.count == 0:
+        return dict.fromkeys(HISTOGRAM_STAT_KEYS)
+    return {
+        "median": dist.median(),
+        "mean": dist.mean(),
+        "mode": dist.mode(),
+        "min": int(dist.min),
+        "max": int(dist.max),
+    }
+
+
+def _float_summary(frame: _FloatFrame, middle) -> dict:
+    """The :func:`statistics` of a float frame whose two middle order statistics are known."""
+    return {
+        "median": float((middle[0] + middle[1]) / 2),
+        "mean": frame.mean_value,
+        "mode": float(frame.distribution.mode()),
+        "min": frame.low,
+        "max": frame.high,
+    }
+
+
+def _float_clipped_summary(image, low: float, high: float, counts, edges, shift: float) -> dict:
+    """Statistics of the finite pixels in [low, high]; mode: centre of the fullest bin."""
+    inside = _FloatDistribution(image, low, high, shift=shift)
+    if inside.count == 0:
+        return dict.fromkeys(HISTOGRAM_STAT_KEYS)
+    c = inside.count
+    smallest, middle_low, middle_high, largest = inside.at_ranks(np.array([0, (c - 1) // 2, c // 2, c - 1]))
+    peak = int(np.argmax(counts))
+    return {
+        "median": float((middle_low + middle_high) / 2),
+        "mean": inside.mean(),
+        "mode": float((edges[peak] + edges[peak + 1]) / 2),
+        "min": float(smallest),
+        "max": float(largest),
+    }
+
+
+def histogram_clipped(
+    array: npt.ArrayLike, clip_percent: float | None = 0.001, with_clipped_stats: bool = True
+) -> dict:
+    """The original service's clipped histogram, and the statistics of all the pixels.
 
     Parameters
     ----------
     array : array_like
-        Pixels; NaN and inf are ignored.
+        Pixels (a frame or a sub-region); NaN and inf are ignored.
     clip_percent : float or None
-        Fraction clipped at each end: 0.001 keeps the pixels from the 0.1th
-        to the 99.9th percentile. None (or 0) keeps min to max.
+        Fraction clipped at each end of the histogram's range: 0.001 spans
+        the 0.1th to the 99.9th percentile. None (or 0) spans min to max.
+    with_clipped_stats : bool
+        Compute ``clipped_stats`` (two more passes over float pixels); when
+        false its values are None.
 
     Returns
     -------
     dict
-        ``edges`` and ``counts`` (``len(counts) == len(edges) - 1``) and
-        ``stats`` (``median``, ``mean``, ``mode``, ``min``, ``max``) of the
-        pixels the histogram counts. Integer data get integer-aligned bins of
-        width 1, or the smallest integer width giving fewer than 5000 bins,
-        and the percentiles widen to whole values; float data get at most
-        5000 equal bins (``sqrt(count)`` of them, at least one).
+        ``edges`` and ``counts`` (``len(counts) == len(edges) - 1``);
+        ``stats`` (``median``, ``mean``, ``mode``, ``min``, ``max``) of ALL the
+        finite pixels, as the original service returns them (the clip only
+        limits the histogram's range); ``clipped_stats``: the same statistics
+        of the pixels the histogram counts (None values when it counts none).
+
+    Notes
+    -----
+    The bins are the original service's (``quickanalysis/analysis/histogram.py``
+    of LCOGT/quickanalysis): ``low`` and ``high`` are ``numpy.percentile`` of the
+    pixels at ``100 * clip_percent`` and ``100 - 100 * clip_percent`` (linear
+    interpolation, so they may fall between whole values); the bin width is
+    the smallest whole number giving fewer than 5000 bins of
+    ``(high - low) // width + 1``; the edges are
+    ``numpy.arange(low, low + bins * width + 1, width)`` and the counts are
+    ``numpy.histogram``'s (half-open bins, the last one closed, so pixels equal
+    to the top edge count). Two extensions: the original fails on ranges
+    needing a width above 19, which continue here by the same rule; and float
+    data spanning fewer than 100 values get ``sqrt(count)`` (at most 5000)
+    equal bins over [low, high] instead of a few whole-value bins.
+    The statistics follow :func:`statistics` (the mode of float data is the
+    centre of the fullest of 1024 bins over the central 99%); the
+    ``clipped_stats`` mode of float data is the centre of the fullest bin.
 
     Examples
     --------
@@ -358,68 +492,72 @@ def histogram_clipped(array: npt.ArrayLike, clip_percent: float | None = 0.001) 
     """
     clip = _check_clip(clip_percent)
     image = _as_2d(array)
-    empty = {"edges": [], "counts": [], "stats": dict.fromkeys(("median", "mean", "mode", "min", "max"))}
+    nothing = dict.fromkeys(HISTOGRAM_STAT_KEYS)
+    empty = {"edges": [], "counts": [], "stats": nothing, "clipped_stats": dict(nothing)}
     if np.issubdtype(image.dtype, np.integer):
         dist = _IntegerDistribution.from_image(image)
         if dist is not None:
             if dist.count == 0:
                 return empty
-            if clip > 0:
-                low, high = dist.percentiles([clip, 1 - clip])
-                clipped = dist.clip(math.floor(low), math.ceil(high))
-                if clipped.count == 0:
-                    # No pixel between the percentiles: widen to the pixel
-                    # values that bracket them.
-                    low, high = _bracketing_values(dist.at_ranks, dist.count, clip)
-                    clipped = dist.clip(int(low), int(high))
-                dist = clipped
-            edges, counts = dist.histogram()
+            if clip == 0:
+                low, high = np.int64(dist.min), np.int64(dist.max)
+            else:
+                low, high, _ = _clip_percentiles(dist.at_ranks, dist.count, image.dtype, clip)
+            edges = _original_edges(low, high)
+            inside = dist.clip(math.ceil(edges[0]), math.floor(edges[-1]))
             return {
-                "edges": edges,
-                "counts": counts,
-                "stats": {
-                    "median": dist.median(),
-                    "mean": dist.mean(),
-                    "mode": dist.mode(),
-                    "min": int(dist.min),
-                    "max": int(dist.max),
-                },
+                "edges": edges.tolist(),
+                "counts": dist.counts_in(edges).tolist(),
+                "stats": _integer_summary(dist),
+                "clipped_stats": _integer_summary(inside) if with_clipped_stats else dict(nothing),
             }
     frame = _FloatFrame(image)
     if frame.count == 0:
         return empty
-    low, high = minimum, maximum = frame.low, frame.high
+    middle_ranks = [(frame.count - 1) // 2, frame.count // 2]
+    dtype = image.dtype if np.issubdtype(image.dtype, np.floating) else np.dtype(np.float64)
+    if clip == 0:
+        middle = frame.distribution.at_ranks(np.array(middle_ranks))
+        if np.issubdtype(image.dtype, np.integer):
+            # Integer data too wide for value counts: whole-valued edges, as the original's.
+            low, high = np.int64(frame.low), np.int64(frame.high)
+        else:
+            low, high = dtype.type(frame.low), dtype.type(frame.high)
+    else:
+        low, high, middle = _clip_percentiles(
+            frame.distribution.at_ranks, frame.count, image.dtype, clip, middle_ranks
+        )
+        low, high = dtype.type(low), dtype.type(high)
+    stats = _float_summary(frame, middle)
+    with np.errstate(over="ignore"):
+        span = high - low  # in the pixels' float type, as the original computes it
+    if np.isfinite(span) and span >= _MIN_UNIT_BIN_RANGE:
+        edges = _original_edges(low, high)
+        if len(edges) >= 2 and edges[-1] > high:
+            counts = k.edges_histogram(image, edges)
+            clipped = dict(nothing)
+            if with_clipped_stats:
+                clipped = _float_clipped_summary(
+                    image, float(edges[0]), float(edges[-1]), counts, edges.astype(np.float64), frame.mean_value
+                )
+            return {"edges": edges.tolist(), "counts": counts.tolist(), "stats": stats, "clipped_stats": clipped}
+    edges, counts, clipped = _equal_bins(image, frame, clip, float(low), float(high))
+    return {"edges": edges, "counts": counts, "stats": stats, "clipped_stats": clipped}
+
+
+def _equal_bins(image, frame: _FloatFrame, clip: float, low: float, high: float):
+    """sqrt(count) equal bins over [low, high] for float data of a narrow range."""
     if clip > 0:
-        # One collecting pass gives the order statistics around both
-        # percentiles: the percentiles interpolate between them, and the
-        # clipped extremes are the ones inside the range.
-        positions = np.array([clip, 1 - clip]) * (frame.count - 1)
-        below = np.floor(positions).astype(np.int64)
-        above = np.minimum(below + 1, frame.count - 1)
-        values = frame.distribution.at_ranks(np.concatenate([below, above]))
-        low, high = (float(v) for v in values[:2] + (positions - below) * (values[2:] - values[:2]))
-        minimum = values[0] if values[0] >= low else values[2]
-        maximum = values[3] if values[3] <= high else values[1]
+        # No pixel between the percentiles: widen to the pixel values that bracket them.
+        inside = _FloatDistribution(image, low, high, nbins=1)
+        if inside.count == 0:
+            low, high = _bracketing_values(frame.distribution.at_ranks, frame.count, clip)
     expected = frame.count if clip == 0 else max(1, round(frame.count * (1 - 2 * clip)))
-    nbins = 1 if low == high else int(min(MAX_BINS, max(1, math.ceil(math.sqrt(expected)))))
-    clipped = _FloatDistribution(image, low, high, nbins=nbins, shift=frame.mean_value)
-    if clipped.count == 0:
-        # No pixel between the percentiles: widen to the values that bracket them.
-        low, high = minimum, maximum = float(values[0]), float(values[3])
-        nbins = 1 if low == high else 2
-        clipped = _FloatDistribution(image, low, high, nbins=nbins, shift=frame.mean_value)
+    nbins = 1 if low == high else int(min(MAX_BINS - 1, max(1, math.ceil(math.sqrt(expected)))))
+    counts = _FloatDistribution(image, low, high, nbins=nbins).counts
     # A constant frame gets one bin around its value, wide enough to stay
     # distinct from the value in float64 however large it is.
     half = max(0.5, abs(low) * 2.0**-20)
-    edges = clipped.edges if low < high else np.array([low - half, high + half])
-    # The mode of the clipped pixels is the centre of the histogram's fullest bin.
-    peak = int(np.argmax(clipped.counts))
-    mode = low if low == high else low + (peak + 0.5) * (high - low) / nbins
-    stats = {
-        "median": clipped.median(),
-        "mean": clipped.mean(),
-        "mode": float(mode),
-        "min": float(minimum),
-        "max": float(maximum),
-    }
-    return {"edges": edges.tolist(), "counts": clipped.counts.tolist(), "stats": stats}
+    edges = np.linspace(low, high, nbins + 1) if low < high else np.array([low - half, high + half])
+    clipped = _float_clipped_summary(image, low, high, counts, edges, frame.mean_value)
+    return edges.tolist(), counts.tolist(), clipped

@@ -18,6 +18,12 @@ from components.views.stats import format_number, region_label
 __all__ = ["HistogramPane"]
 
 
+def _stats_line(label: str, stats: dict) -> str:
+    return f"{label}: " + ", ".join(
+        f"{name} {format_number(stats.get(name))}" for name in ("median", "mean", "mode", "min", "max")
+    )
+
+
 class HistogramPane(pn.viewable.Viewer):
     """``components.core.histogram_clipped`` of the region, with clip and log-count controls."""
 
@@ -78,10 +84,14 @@ class HistogramPane(pn.viewable.Viewer):
             "subregion": result["subregion"], "clip_percent": clip,
             "bins": len(result["counts"]), "total": int(sum(result["counts"])),
         }), quote=True)
+        # Both sets, labelled: "all pixels" are the numbers Photon Ranch shows
+        # (the original's histogram.stats); "in histogram" the clipped pixels.
         return (
             f'<div class="qa-region" data-histogram="{meta}">{region_label(self.session)}: '
             f"{len(result['counts'])} bins, {format_number(int(sum(result['counts'])))} px, "
-            f"{format_number(stats['min'])} &ndash; {format_number(stats['max'])}</div>"
+            f"{format_number(stats['min'])} &ndash; {format_number(stats['max'])}"
+            f"<br>{_stats_line('all pixels', stats)}"
+            f"<br>{_stats_line('in histogram', result.get('clipped_stats') or {})}</div>"
         )
 
     def __panel__(self):
