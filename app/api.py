@@ -19,7 +19,6 @@ import io
 import json
 import logging
 import math
-import threading
 import warnings
 from typing import Any, Callable
 
@@ -41,6 +40,7 @@ from app.api_models import (
     StatisticsRequest,
     validation_message,
 )
+from app.profile_png import render_line_profile_png
 from app.settings import get_settings
 from components.core import histogram_clipped, line_profile, statistics, subregion
 from components.errors import ImageNotFound, InvalidRequest, QuickAnalysisError
@@ -71,12 +71,6 @@ log = logging.getLogger("quickanalysis.api")
 STAT_FIELDS = ("median", "mean", "mode", "min", "max", "std", "median_abs_deviation")
 #: Deepest nesting accepted in a JSON body (deeper bodies are refused, never echoed).
 MAX_JSON_DEPTH = 32
-#: Longer side, in pixels, of the frame drawn by /lineprofiledisplay.
-PLOT_MAX_SIDE = 1200
-
-# matplotlib's font cache and text layout are not documented as thread-safe;
-# plots are rendered one at a time (each takes a fraction of a second).
-_plot_lock = threading.Lock()
 
 
 # ------------------------------------------------------------------ JSON
@@ -263,63 +257,6 @@ def _card_value(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------ plot
-
-
-def _stride(shape: tuple[int, int], max_side: int = PLOT_MAX_SIDE) -> int:
-    return max(1, math.ceil(max(shape) / max_side))
-
-
-def _zscale_limits(pixels: np.ndarray) -> tuple[float, float]:
-    from astropy.visualization import ZScaleInterval
-
-    finite = pixels[np.isfinite(pixels)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    try:
-        low, high = ZScaleInterval().get_limits(finite)
-    except Exception:  # zscale's fit can fail on degenerate data: fall back to min/max
-        low, high = float(finite.min()), float(finite.max())
-    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
-        low, high = float(finite.min()), float(finite.max())
-        if low >= high:
-            low, high = low - 0.5, high + 0.5
-    return float(low), float(high)
-
-
-def render_line_profile_png(data: np.ndarray, start, end, title: str = "") -> bytes:
-    """PNG of the frame (zscale, downsampled to <= 1200 px) with the line, and the profile below."""
-    from matplotlib.figure import Figure  # lazy: matplotlib costs ~0.5 s to import
-
-    profile = line_profile(data, start, end)
-    height, width = data.shape
-    step = _stride(data.shape)
-    small = np.asarray(data[::step, ::step], dtype=np.float32)
-    low, high = _zscale_limits(small)
-    x0, y0 = start[0] * (width - 1), start[1] * (height - 1)
-    x1, y1 = end[0] * (width - 1), end[1] * (height - 1)
-    with _plot_lock:
-        figure = Figure(figsize=(8, 9), dpi=100, layout="constrained")
-        top, bottom = figure.subplots(2, 1, height_ratios=[3, 1])
-        # The extent keeps full-resolution pixel axes even when the image is strided.
-        top.imshow(
-            small, cmap="gray", vmin=low, vmax=high, origin="upper", interpolation="nearest",
-            extent=(-0.5, width - 0.5, height - 0.5, -0.5),
-        )
-        top.plot([x0, x1], [y0, y1], color="red", linewidth=1.5)
-        top.plot([x0], [y0], marker="o", color="lime", markersize=6)
-        top.plot([x1], [y1], marker="s", color="red", markersize=6)
-        top.set_xlim(-0.5, width - 0.5)
-        top.set_ylim(height - 0.5, -0.5)
-        top.set_title(title or "line profile", fontsize=10)
-        top.set_xlabel("x (pixel)")
-        top.set_ylabel("y (pixel)")
-        bottom.plot(profile.distance, profile.values, color="tab:blue", linewidth=1)
-        bottom.set_xlabel("distance along the line (pixels)")
-        bottom.set_ylabel("value")
-        bottom.grid(True, alpha=0.3)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def _prefers_png(accept: str) -> bool:

@@ -68,9 +68,14 @@ def send(url: str, method: str, path: str, name: str, extra: dict) -> requests.R
     return response
 
 
+#: Bytes of the last answer to each path (the PNG's size matters as much as its time).
+ANSWER_BYTES: dict[str, int] = {}
+
+
 def timed(*args) -> float:
     started = time.perf_counter()
-    send(*args)
+    response = send(*args)
+    ANSWER_BYTES[args[2]] = len(response.content)
     return time.perf_counter() - started
 
 
@@ -182,13 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         wait_for(url, process)
         wait_for_warm_up(log_path)
-        # Compile kernels and import matplotlib on a small frame: not what is measured.
+        # Compile kernels and import lazily imported modules on a small frame: not what is measured.
         for _, method, route, extra in REQUESTS:
             send(url, method, route, "warmup.fits", extra)
 
         print(f"server {url}, {args.repeats} repeats per endpoint; times in ms over HTTP")
         header = (f"{'format':<6} {'request':<30} {'first':>9} {'repeat (median)':>16} "
-                  f"{'repeat (min)':>13} {'/health worst during first':>27}")
+                  f"{'repeat (min)':>13} {'/health worst during first':>27} {'answer KB':>10}")
         print("\n" + header + "\n" + "-" * len(header))
         for kind in files:
             for (label, method, route, extra), name in zip(REQUESTS, names[kind]):
@@ -197,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 repeats = [timed(url, method, route, name, extra) for _ in range(args.repeats)]
                 print(f"{kind:<6} {label:<30} {first * 1e3:>9.0f} {pystats.median(repeats) * 1e3:>16.1f} "
-                      f"{min(repeats) * 1e3:>13.1f} {worst_health * 1e3:>20.1f} ({polls:>3} polls)",
+                      f"{min(repeats) * 1e3:>13.1f} {worst_health * 1e3:>20.1f} ({polls:>3} polls)"
+                      f" {ANSWER_BYTES[route] / 1e3:>10.0f}",
                       flush=True)
     finally:
         process.terminate()
