@@ -101,7 +101,7 @@ def health_during(url: str, work) -> tuple[float, float, int]:
     return seconds, max(latencies, default=0.0), len(latencies)
 
 
-def wait_for(url: str, process: subprocess.Popen, timeout: float = 120.0) -> None:
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -61,7 +61,7 @@ def url(tmp_path_factory):
     server = ServerProcess(root, port, process, log)
     try:
         try:
-            wait_for_http(server.url + "/health", process)
+            wait_for_http(server.url + "/health", process, timeout=600)  # a heavily shared machine
         except Exception as error:
             raise RuntimeError(f"{error}\n--- server log ---\n{log.read_text()}") from error
         yield server.url
