@@ -15,11 +15,9 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import functools
-import io
 import json
 import logging
 import math
-import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -40,10 +38,10 @@ from app.api_models import (
     StatisticsRequest,
     validation_message,
 )
+from app.profile_png import render_line_profile_png
 from app.settings import get_settings
-from components.core import histogram_clipped, line_profile, relative_to_pixel, statistics, subregion
+from components.core import histogram_clipped, line_profile, statistics, subregion
 from components.core.header import header_cards, header_mapping
-from components.core.intervals import zscale_limits
 from components.errors import ImageNotFound, InvalidRequest, QuickAnalysisError
 from components.sources.base import newest_first
 
@@ -73,12 +71,6 @@ log = logging.getLogger("quickanalysis.api")
 STAT_FIELDS = ("median", "mean", "mode", "min", "max", "std", "median_abs_deviation")
 #: Deepest nesting accepted in a JSON body (deeper bodies are refused, never echoed).
 MAX_JSON_DEPTH = 32
-#: Longer side, in pixels, of the frame drawn by /lineprofiledisplay.
-PLOT_MAX_SIDE = 1200
-
-# matplotlib's font cache and text layout are not documented as thread-safe;
-# plots are rendered one at a time (each takes a fraction of a second).
-_plot_lock = threading.Lock()
 
 
 # ------------------------------------------------------------------ JSON
@@ -236,46 +228,6 @@ def header_payload(query: HeaderQuery) -> dict:
 
 
 # ------------------------------------------------------------------ plot
-
-
-def _stride(shape: tuple[int, int], max_side: int = PLOT_MAX_SIDE) -> int:
-    return max(1, math.ceil(max(shape) / max_side))
-
-
-def render_line_profile_png(data: np.ndarray, start, end, title: str = "") -> bytes:
-    """PNG of the frame (zscale, downsampled to <= 1200 px) with the line, and the profile below."""
-    from matplotlib.figure import Figure  # lazy: matplotlib costs ~0.5 s to import
-
-    profile = line_profile(data, start, end)
-    height, width = data.shape
-    step = _stride(data.shape)
-    small = np.asarray(data[::step, ::step], dtype=np.float32)
-    low, high = zscale_limits(small)  # the dashboard's zscale, fallback included
-    x0, y0 = relative_to_pixel(start, data.shape)
-    x1, y1 = relative_to_pixel(end, data.shape)
-    with _plot_lock:
-        figure = Figure(figsize=(8, 9), dpi=100, layout="constrained")
-        top, bottom = figure.subplots(2, 1, height_ratios=[3, 1])
-        # The extent keeps full-resolution pixel axes even when the image is strided.
-        top.imshow(
-            small, cmap="gray", vmin=low, vmax=high, origin="upper", interpolation="nearest",
-            extent=(-0.5, width - 0.5, height - 0.5, -0.5),
-        )
-        top.plot([x0, x1], [y0, y1], color="red", linewidth=1.5)
-        top.plot([x0], [y0], marker="o", color="lime", markersize=6)
-        top.plot([x1], [y1], marker="s", color="red", markersize=6)
-        top.set_xlim(-0.5, width - 0.5)
-        top.set_ylim(height - 0.5, -0.5)
-        top.set_title(title or "line profile", fontsize=10)
-        top.set_xlabel("x (pixel)")
-        top.set_ylabel("y (pixel)")
-        bottom.plot(profile.distance, profile.values, color="tab:blue", linewidth=1)
-        bottom.set_xlabel("distance along the line (pixels)")
-        bottom.set_ylabel("value")
-        bottom.grid(True, alpha=0.3)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def _prefers_png(accept: str) -> bool:

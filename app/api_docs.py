@@ -97,7 +97,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "/lineprofiledisplay", "get", "Line drawn on the frame (PNG)",
-        "The frame (zscale stretch, downsampled to at most 1200 pixels a side) with the line "
+        "The frame (zscale stretch, strided to at most 800 pixels a side) with the line "
         "drawn on it and the profile plotted below. JSON with a data URL by default; raw "
         "image/png with format=png or an Accept header preferring image/png.",
         ImageResponse,

@@ -8,7 +8,13 @@ repeated requests (served from the decoded-image cache: no second read or
 decode). While each first request runs, /health is polled to show that the
 decode happens off the IOLoop (the dashboard's websocket stays responsive).
 
-Run: ``.venv/bin/python bench/api.py [--repeats N] [--formats fits,fz,bz2]``
+``--render`` times instead the /lineprofiledisplay picture alone, in this
+process (no server): wall and CPU time of ``render_line_profile_png`` on a
+cached (already decoded) frame of 61, 16, 1.6 and 0.005 MP, and the PNG's size.
+CPU time is the figure to read on a shared machine: wall time there measures
+the other processes as much as this one.
+
+Run: ``.venv/bin/python bench/api.py [--repeats N] [--formats fits,fz,bz2] [--render]``
 """
 
 from __future__ import annotations
@@ -68,9 +74,14 @@ def send(url: str, method: str, path: str, name: str, extra: dict) -> requests.R
     return response
 
 
+#: Bytes of the last answer to each path (the PNG's size matters as much as its time).
+ANSWER_BYTES: dict[str, int] = {}
+
+
 def timed(*args) -> float:
     started = time.perf_counter()
-    send(*args)
+    response = send(*args)
+    ANSWER_BYTES[args[2]] = len(response.content)
     return time.perf_counter() - started
 
 
@@ -96,7 +107,7 @@ def health_during(url: str, work) -> tuple[float, float, int]:
     return seconds, max(latencies, default=0.0), len(latencies)
 
 
-def wait_for(url: str, process: subprocess.Popen, timeout: float = 120.0) -> None:
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -119,6 +130,28 @@ def wait_for_warm_up(log_path: Path, timeout: float = 180.0) -> None:
     print("warning: no 'warm-up done' in the server log; timings may include compilation")
 
 
+def render_bench(repeats: int) -> None:
+    """Time the /lineprofiledisplay picture in-process on cached frames of several sizes."""
+    from app.profile_png import render_line_profile_png
+
+    shapes = {"61 MP": SHAPE, "16 MP": (3456, 4608), "1.6 MP": (1024, 1536), "0.005 MP": (60, 80)}
+    header = (f"{'frame':<9} {'first wall':>10} {'first CPU':>10} {'repeat wall (median)':>21} "
+              f"{'repeat CPU (median)':>20} {'PNG KB':>7}")
+    print("render_line_profile_png in-process, times in ms\n" + header + "\n" + "-" * len(header))
+    for label, shape in shapes.items():
+        data = star_field(shape, n_stars=max(3, int(3000 * shape[0] * shape[1] / 61e6)), seed=7).data
+        data.setflags(write=False)  # as the frame store hands frames out
+        walls, cpus = [], []
+        for _ in range(repeats + 1):
+            wall, cpu = time.perf_counter(), time.process_time()
+            png = render_line_profile_png(data, (0.05, 0.1), (0.95, 0.9), "data/frame.fits")
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        print(f"{label:<9} {walls[0] * 1e3:>10.0f} {cpus[0] * 1e3:>10.0f} "
+              f"{pystats.median(walls[1:]) * 1e3:>21.1f} {pystats.median(cpus[1:]) * 1e3:>20.1f} "
+              f"{len(png) / 1e3:>7.0f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="repeated requests per endpoint")
@@ -126,7 +159,12 @@ def main(argv: list[str] | None = None) -> None:
         "--formats", default="fits,fz,bz2",
         help="comma-separated file formats to time: fits (plain), fz (RICE tiles), bz2 (whole file)",
     )
+    parser.add_argument("--render", action="store_true",
+                        help="time the /lineprofiledisplay picture in-process instead (no server)")
     args = parser.parse_args(argv)
+    if args.render:
+        render_bench(args.repeats)
+        return
     formats = [item.strip() for item in args.formats.split(",") if item.strip()]
     unknown = set(formats) - {"fits", "fz", "bz2"}
     if unknown:
@@ -182,13 +220,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         wait_for(url, process)
         wait_for_warm_up(log_path)
-        # Compile kernels and import matplotlib on a small frame: not what is measured.
+        # Compile kernels and import lazily imported modules on a small frame: not what is measured.
         for _, method, route, extra in REQUESTS:
             send(url, method, route, "warmup.fits", extra)
 
         print(f"server {url}, {args.repeats} repeats per endpoint; times in ms over HTTP")
         header = (f"{'format':<6} {'request':<30} {'first':>9} {'repeat (median)':>16} "
-                  f"{'repeat (min)':>13} {'/health worst during first':>27}")
+                  f"{'repeat (min)':>13} {'/health worst during first':>27} {'answer KB':>10}")
         print("\n" + header + "\n" + "-" * len(header))
         for kind in files:
             for (label, method, route, extra), name in zip(REQUESTS, names[kind]):
@@ -197,7 +235,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 repeats = [timed(url, method, route, name, extra) for _ in range(args.repeats)]
                 print(f"{kind:<6} {label:<30} {first * 1e3:>9.0f} {pystats.median(repeats) * 1e3:>16.1f} "
-                      f"{min(repeats) * 1e3:>13.1f} {worst_health * 1e3:>20.1f} ({polls:>3} polls)",
+                      f"{min(repeats) * 1e3:>13.1f} {worst_health * 1e3:>20.1f} ({polls:>3} polls)"
+                      f" {ANSWER_BYTES[route] / 1e3:>10.0f}",
                       flush=True)
     finally:
         process.terminate()

@@ -2,10 +2,20 @@
 
 Keys are checked exactly as for local folders, so a request can never
 reach an object outside ``prefix``.
+
+When the store stops answering, calls fail within seconds (short connect and
+read timeouts, one retry) with the botocore error, which the REST API answers
+as 502; the source publishes a ``storage`` event on the process bus
+(:mod:`components.events`) when it finds the store unreachable and again when
+a call succeeds after that. Nothing is kept between calls but botocore's
+connection pool, whose dead connections botocore replaces (and retries) by
+itself, so the first call after the store is back succeeds.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import datetime, timezone
 
 from components.errors import ImageNotFound, UnsafeKey
@@ -20,9 +30,50 @@ from components.sources.base import (
     split_key,
 )
 
-__all__ = ["S3Source"]
+__all__ = ["S3Source", "client_config", "is_unreachable"]
+
+log = logging.getLogger("quickanalysis.s3")
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+#: Seconds to open a connection to the store: a dead endpoint answers quickly.
+CONNECT_TIMEOUT = 2.0
+#: Seconds of silence on an open connection before giving up (a 61 MP frame streams in well under that).
+READ_TIMEOUT = 15.0
+#: Attempts per call (botocore's "standard" retry mode: the first and one retry, which replaces a
+#: pooled connection the store closed while it was away).
+MAX_ATTEMPTS = 2
+
+
+def client_config():
+    """The botocore ``Config`` of the S3 client: short timeouts, one retry."""
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+    )
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the store did not answer (or answered 5xx), rather than answered no."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+        ResponseStreamingError,
+    )
+
+    if isinstance(error, ClientError):
+        status = (getattr(error, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return isinstance(status, int) and status >= 500
+    return isinstance(
+        error,
+        (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError,
+         ResponseStreamingError, ConnectionError),
+    )
 
 
 def _error_code(error) -> str:
@@ -62,19 +113,18 @@ class S3Source:
     ):
         if client is None:
             import boto3
-            from botocore.config import Config
 
             client = boto3.client(
-                "s3",
-                region_name=region,
-                endpoint_url=endpoint_url,
-                config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}),
+                "s3", region_name=region, endpoint_url=endpoint_url, config=client_config()
             )
         self.bucket = bucket
         self.prefix = check_directory(prefix.strip("/")) if prefix else ""
         self.client = client
         #: LIST requests made so far (one per page): the frame feed makes them, nobody else on a timer.
         self.listings = 0
+        # None until a call tells; then whether the last call reached the store.
+        self._reachable: bool | None = None
+        self._state_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"S3Source({self.bucket!r}, prefix={self.prefix!r})"
@@ -97,9 +147,37 @@ class S3Source:
             return None
         return key
 
-    def _missing(self, error, key: str | None) -> Exception:
-        from botocore.exceptions import ClientError
+    @property
+    def reachable(self) -> bool | None:
+        """Whether the last call reached the store (None before the first call)."""
+        return self._reachable
 
+    def _set_reachable(self, reachable: bool, message: str) -> None:
+        """Record the store's state; publish a ``storage`` event when it changes."""
+        with self._state_lock:
+            changed = self._reachable is not None and self._reachable != reachable
+            changed = changed or (self._reachable is None and not reachable)
+            self._reachable = reachable
+        if not changed:
+            return
+        state = "reachable" if reachable else "unreachable"
+        (log.info if reachable else log.warning)("S3 bucket %s is %s: %s", self.bucket, state, message)
+        from components.events import bus
+
+        bus().publish("storage", {"state": state, "message": message})
+
+    def _answered(self) -> None:
+        if self._reachable is not True:  # no lock on the hot path: state changes are rare
+            self._set_reachable(True, f"bucket {self.bucket} answers again")
+
+    def _missing(self, error, key: str | None) -> Exception:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(error, (BotoCoreError, ClientError, ConnectionError)):
+            if is_unreachable(error):
+                self._set_reachable(False, f"bucket {self.bucket} is unreachable: {error}")
+            else:
+                self._answered()  # it answered, even if with "no such key"
         if isinstance(error, ClientError) and _error_code(error) in _MISSING:
             if _error_code(error) == "NoSuchBucket":
                 return ImageNotFound(f"Bucket does not exist: {self.bucket}.")
@@ -123,6 +201,7 @@ class S3Source:
             head = self.client.head_object(Bucket=self.bucket, Key=self._object_key(key))
         except Exception as error:
             raise self._missing(error, key) from None
+        self._answered()
         return self._frame(key, head["ContentLength"], head["LastModified"], head.get("ETag", ""))
 
     def read(self, key: str) -> bytes:
@@ -131,9 +210,11 @@ class S3Source:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._object_key(key))
             with response["Body"] as body:
-                return body.read()
+                data = body.read()
         except Exception as error:
             raise self._missing(error, key) from None
+        self._answered()
+        return data
 
     def _objects(self, directory: str):
         prefix = self._object_key(directory) + "/" if directory else (self.prefix + "/" if self.prefix else "")
@@ -141,6 +222,7 @@ class S3Source:
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 self.listings += 1
+                self._answered()
                 yield from page.get("Contents", ())
         except Exception as error:
             raise self._missing(error, directory or None) from None
