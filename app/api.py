@@ -714,7 +714,10 @@ class DocsHandler(ApiHandler):
 
 def api_patterns() -> list[tuple]:
     """Tornado routes of the REST API (a trailing slash is tolerated)."""
+    from app.jobs_api import jobs_patterns
+
     return [
+        *jobs_patterns(),
         (r"/health/?", HealthHandler),
         (r"/lineprofile/?", LineProfileHandler),
         (r"/statistics/?", StatisticsHandler),

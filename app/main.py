@@ -130,6 +130,9 @@ def start_process_services():
             from app.state import get_quality_service
 
             get_quality_service()
+        from app.jobs_service import get_jobs_service
+
+        get_jobs_service()  # the Dask client connects in the background
         if settings.demo and not settings.s3_bucket:
             from components.sources.camera import SimulatedCamera
 

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     saturated_bad: float = Field(default=1e-3, description="Saturated-pixel fraction 'bad' from here.")
     stars_warn: int = Field(default=25, description="Star count verdict 'warn' at or below this.")
     stars_bad: int = Field(default=5, description="Star count verdict 'bad' at or below this.")
+    dask_workers: int = Field(default=1, ge=1, description="Worker processes of the embedded Dask LocalCluster that runs jobs.")
+    dask_scheduler: str | None = Field(default=None, description="Run jobs on this existing Dask scheduler (tcp://host:port) instead.")
+    jobs_dir: Path | None = Field(default=None, description="Folder of the job table and results (default: beside the quality history).")
 
     def thresholds(self):
         """The quality verdict limits of these settings."""
@@ -103,6 +106,9 @@ class Settings(BaseSettings):
 
     def history_path(self) -> Path:
         return self.history_db or (self.root / ".quickanalysis" / "quality.sqlite3")
+
+    def jobs_path(self) -> Path:
+        return self.jobs_dir or (self.history_path().parent / "jobs")
 
     @field_validator("allow_websocket_origin", "cors_origins", "s3_directories", mode="before")
     @classmethod

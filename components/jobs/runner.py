@@ -268,7 +268,8 @@ class JobRunner:
             self._cancel_futures(futures)
         done, workers = 0, set(job["workers"])
         try:
-            for future in as_completed(futures):
+            # The client is not the process default (set_as_default=False): name its loop.
+            for future in as_completed(futures, loop=client.loop):
                 if self._cancelled(job_id):
                     raise _Cancelled()
                 if future.status == "cancelled":
