@@ -19,7 +19,7 @@ from app.settings import Settings, get_settings
 from components.errors import InvalidRequest
 from components.jobs import JobRecords, JobRunner, public_view, source_spec
 
-__all__ = ["JobsService", "get_jobs_service", "stop_jobs_service", "report_builder"]
+__all__ = ["JobsService", "get_jobs_service", "current_jobs_service", "stop_jobs_service", "report_builder"]
 
 log = logging.getLogger("quickanalysis.jobs")
 
@@ -197,6 +197,12 @@ def get_jobs_service() -> JobsService:
             history = get_quality_service().history
             _service = JobsService(get_settings(), get_store(), history)
             _service.start()
+        return _service
+
+
+def current_jobs_service() -> JobsService | None:
+    """The jobs service if the process started one (the server does), else None."""
+    with _lock:
         return _service
 
 

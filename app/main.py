@@ -99,7 +99,9 @@ def create_app():
         store=store, quality_service=get_quality_service(), pixel_scale_fallback=settings.pixel_scale,
         **options,
     )
-    dashboard = Dashboard(session=session)
+    from app.jobs_service import current_jobs_service
+
+    dashboard = Dashboard(session=session, jobs=current_jobs_service())
     dashboard.start()
     layout = dashboard.__panel__()
     layout.dashboard = dashboard  # keep the session's objects alive with the page

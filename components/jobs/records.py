@@ -172,15 +172,19 @@ class JobRecords:
         return self.get(job_id)
 
     def finish_unless_finished(self, job_id: str, state: str, **fields) -> dict | None:
-        """Move a job to a final ``state`` unless it already is in one (cancel races)."""
+        """Move a job to a final ``state`` (with ``fields``, in one write) unless it is in one already."""
+        unknown = set(fields) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown job fields {sorted(unknown)}")
+        now = time.time()
+        fields = {**fields, "state": state, "finished": now, "updated": now}
+        names = list(fields)
         with self._lock, self._connection:
-            changed = self._connection.execute(
-                f"UPDATE jobs SET state = ?, finished = ?, updated = ? WHERE id = ? "
+            self._connection.execute(
+                f"UPDATE jobs SET {', '.join(f'{name} = ?' for name in names)} WHERE id = ? "
                 f"AND state NOT IN ({', '.join('?' * len(FINISHED))})",
-                [state, time.time(), time.time(), job_id, *FINISHED],
-            ).rowcount
-        if changed and fields:
-            self.update(job_id, **fields)
+                [fields[name] for name in names] + [job_id, *FINISHED],
+            )
         return self.get(job_id)
 
     def claim(self, job_id: str) -> dict | None:
