@@ -25,6 +25,9 @@ log = logging.getLogger("quickanalysis.jobs")
 
 # Seconds between two attempts to reach an unreachable scheduler.
 _RETRY = 3.0
+# Seconds after start-up before Dask is started without a job asking for it:
+# importing distributed and spawning workers must not slow the server's first answers.
+_CONNECT_AFTER = 10.0
 
 
 def report_builder():
@@ -78,6 +81,7 @@ class JobsService:
         self._cluster = None
         self.dashboard_link: str | None = None
         self._stop = threading.Event()
+        self._wanted = threading.Event()
         self._connector: threading.Thread | None = None
 
     # ---------------------------------------------------------------- life
@@ -91,6 +95,7 @@ class JobsService:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wanted.set()
         self.runner.stop()
         for closable in (self._client, self._cluster):
             if closable is not None:
@@ -100,10 +105,15 @@ class JobsService:
                     log.debug("closing %r failed", closable, exc_info=True)
 
     def client(self):
-        """The Dask client once connected, else None."""
+        """The Dask client once connected, else None (asking starts the connection now)."""
+        if self._client is None:
+            self._wanted.set()
         return self._client
 
     def _connect(self) -> None:
+        self._wanted.wait(_CONNECT_AFTER)
+        if self._stop.is_set():
+            return
         from distributed import Client, LocalCluster
 
         settings = self.settings

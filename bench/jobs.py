@@ -85,7 +85,6 @@ def on_cluster(root: Path, spec: dict, keys: list[str], workers: int) -> tuple[f
                 os.link(first, target)
         client.gather(client.map(tasks.measure_quality, [f"data-warm/warm-{i}.fits" for i in range(workers)],
                                  [spec] * workers, [{}] * workers, pure=False))
-        client.run(tasks._stores.clear)
         records = JobRecords(run_dir / "jobs.sqlite3")
         history = QualityHistory(run_dir / "quality.sqlite3")
         store = FrameStore(LocalSource(root, settle=0), ImageCache(10**8))
