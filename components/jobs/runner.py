@@ -273,7 +273,9 @@ class JobRunner:
                 if self._cancelled(job_id):
                     raise _Cancelled()
                 if future.status == "cancelled":
-                    continue
+                    # Not the user's cancel: the server is stopping (the job is re-queued at the
+                    # next start) or the cluster dropped the task; either way the job is not done.
+                    raise RuntimeError(f"a task of the job was cancelled by the cluster ({future.key})")
                 result = future.result()
                 keep(result)
                 done += 1
