@@ -33,7 +33,7 @@ def test_jobs_pane_progress_bar_moves(chromium, start_server, dask_cluster, tmp_
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
     try:
-        page.goto(f"{server.url}/?dir=data")
+        page.goto(f"{server.url}/?dir=data", timeout=LOAD_TIMEOUT)
         page.wait_for_selector(".qa-frame-name", timeout=LOAD_TIMEOUT)
         page.get_by_text("Jobs", exact=True).click()
         page.get_by_role("button", name="Start").click()
