@@ -32,6 +32,7 @@ def test_jobs_pane_progress_bar_moves(chromium, start_server, dask_cluster, tmp_
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
     try:
         page.goto(f"{server.url}/?dir=data", timeout=LOAD_TIMEOUT)
         page.wait_for_selector(".qa-frame-name", timeout=LOAD_TIMEOUT)

@@ -136,18 +136,17 @@ def test_jobs_pane_starts_follows_and_cancels(service, tmp_path):
     assert [j["kind"] for j in jobs] == ["movie", "export"]
     assert jobs[1]["params"]["subregion"] == {"x0": 0.1, "y0": 0.2, "x1": 0.5, "y1": 0.6}
     assert jobs[0]["params"]["night"] == "2026-11-20" and jobs[0]["params"]["cmap"] == "viridis"
-    assert len(pane.list.objects) == 2
-    row = pane._rows[jobs[0]["id"]]
-    assert 'class="qa-job-bar"' in row.html.object and 'data-state="pending"' in row.html.object
-    assert row.cancel.visible
+    assert pane.list.object.count('class="qa-job-bar"') == 2 and 'data-state="pending"' in pane.list.object
+    assert set(pane.cancel_select.options.values()) == {jobs[0]["id"], jobs[1]["id"]}
     # Progress shows as it is recorded: the bar's value, the percent and the ETA.
     service.records.claim(jobs[0]["id"])
     service.records.update(jobs[0]["id"], total=4, done=1, started=time.time() - 3)
     pane.refresh()
-    assert 'value="25.00"' in row.html.object and "25 %" in row.html.object and "ETA 9 s" in row.html.object
-    pane.cancel(jobs[1]["id"])
+    assert 'value="25.00"' in pane.list.object and "25 %" in pane.list.object and "ETA 9 s" in pane.list.object
+    pane.cancel_select.value = jobs[1]["id"]
+    pane.cancel_button.clicks += 1
     assert service.job(jobs[1]["id"])["state"] == "cancelled"
-    assert not pane._rows[jobs[1]["id"]].cancel.visible
+    assert list(pane.cancel_select.options.values()) == [jobs[0]["id"]]
     # A bad night is refused with its reason.
     pane.night.value = "yesterday"
     pane._start()

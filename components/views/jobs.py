@@ -94,24 +94,6 @@ def job_row_html(job: dict) -> str:
     return "".join(parts)
 
 
-class _JobRow:
-    def __init__(self, pane: "JobsPane", job: dict):
-        self.id = job["id"]
-        self.html = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[STYLESHEET, _STYLE], margin=(0, 4))
-        self.cancel = pn.widgets.Button(label="Cancel", color="default", variant="outline", width=70, margin=(8, 4))
-        self.cancel.on_click(lambda event: pane.cancel(self.id))
-        self.row = pn.Row(self.html, self.cancel, sizing_mode="stretch_width", css_classes=["qa-job-row"])
-        self.shown = None
-
-    def show(self, job: dict) -> None:
-        text = job_row_html(job)
-        if text != self.shown:
-            self.html.object = self.shown = text
-        active = job["state"] in ("pending", "running")
-        if self.cancel.visible != active:
-            self.cancel.visible = active
-
-
 class JobsPane(pn.viewable.Viewer):
     """Jobs of the server: start one for the session's folder (or night), follow, cancel, download."""
 
@@ -128,9 +110,13 @@ class JobsPane(pn.viewable.Viewer):
         self.start_button.on_click(self._start)
         self.message = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[STYLESHEET], margin=(0, 10))
         self.dashboard = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
-        self.list = pn.Column(sizing_mode="stretch_width")
-        self._rows: dict[str, _JobRow] = {}
-        self._order: list[str] = []
+        # Every model is made here, once: models made later in a periodic callback
+        # were given Panel's CDN stylesheets (the page then loaded them from the internet).
+        self.list = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[STYLESHEET, _STYLE], margin=(0, 4))
+        self.cancel_select = pn.widgets.Select(label="Running or pending", options={}, width=260)
+        self.cancel_button = pn.widgets.Button(label="Cancel", color="default", variant="outline",
+                                               width=80, margin=(24, 10, 5, 10))
+        self.cancel_button.on_click(lambda event: self.cancel(self.cancel_select.value) if self.cancel_select.value else None)
         self._callback = None
         self.refresh()
         doc = pn.state.curdoc
@@ -197,17 +183,14 @@ class JobsPane(pn.viewable.Viewer):
         except Exception:
             log.exception("reading the jobs failed")
             return
-        for job in jobs:
-            row = self._rows.get(job["id"])
-            if row is None:
-                row = self._rows[job["id"]] = _JobRow(self, job)
-            row.show(job)
-        order = [job["id"] for job in jobs]
-        if order != self._order:
-            self._order = order
-            self.list.objects = [self._rows[job_id].row for job_id in order]
-            for stale in set(self._rows) - set(order):
-                del self._rows[stale]
+        text = "".join(job_row_html(job) for job in jobs) or '<span class="qa-hint">No job yet.</span>'
+        if self.list.object != text:
+            self.list.object = text
+        active = {f'{job["kind"]} {job["id"]} ({job["state"]})': job["id"]
+                  for job in jobs if job["state"] in ("pending", "running")}
+        if dict(self.cancel_select.options) != active:
+            self.cancel_select.options = active
+        self.cancel_button.disabled = not active
         link = getattr(self.service, "dashboard_link", None)
         text = f'<a class="qa-dask-dashboard" href="{html.escape(link)}" target="_blank">Dask dashboard</a>' if link else ""
         if self.dashboard.object != text:
@@ -226,6 +209,7 @@ class JobsPane(pn.viewable.Viewer):
             pn.Row(self.kind, self.night, self.start_button, sizing_mode="stretch_width"),
             self.message,
             self.list,
+            pn.Row(self.cancel_select, self.cancel_button, sizing_mode="stretch_width"),
             self.dashboard,
             sizing_mode="stretch_width",
         )
