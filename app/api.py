@@ -623,9 +623,10 @@ class DocsHandler(ApiHandler):
 
 def api_patterns() -> list[tuple]:
     """Tornado routes of the REST API (a trailing slash is tolerated)."""
+    from app.jobs_api import jobs_patterns
     from app.reports_api import reports_patterns  # reports, alarms, /events (issue 10)
 
-    return [*reports_patterns(),
+    return [*reports_patterns(), *jobs_patterns(),
         (r"/health/?", HealthHandler),
         (r"/lineprofile/?", LineProfileHandler),
         (r"/statistics/?", StatisticsHandler),

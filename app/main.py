@@ -99,7 +99,9 @@ def create_app():
         store=store, feed=get_feed(), quality_service=get_quality_service(),
         pixel_scale_fallback=settings.pixel_scale, **options,
     )
-    dashboard = Dashboard(session=session)
+    from app.jobs_service import current_jobs_service
+
+    dashboard = Dashboard(session=session, jobs=current_jobs_service())
     dashboard.start()
     layout = dashboard.__panel__()
     layout.dashboard = dashboard  # keep the session's objects alive with the page
@@ -128,6 +130,9 @@ def start_process_services():
         get_store()
         get_feed()
         get_quality_service()  # subscribed to the feed; measures only when settings.quality
+        from app.jobs_service import get_jobs_service
+
+        get_jobs_service()  # the Dask client connects in the background
         if settings.demo and not settings.s3_bucket:
             from components.sources.camera import SimulatedCamera
 

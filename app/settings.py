@@ -113,6 +113,9 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins of host pages the embedded dashboard posts events to (none: nothing posted).",
     )
+    dask_workers: int = Field(default=1, ge=1, description="Worker processes of the embedded Dask LocalCluster that runs jobs.")
+    dask_scheduler: str | None = Field(default=None, description="Run jobs on this existing Dask scheduler (tcp://host:port) instead.")
+    jobs_dir: Path | None = Field(default=None, description="Folder of the job table and results (default: beside the quality history).")
 
     def thresholds(self):
         """The quality verdict limits of these settings."""
@@ -140,6 +143,9 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """Where this server is reached, for links in mail (QA_PUBLIC_URL or http://address:port)."""
         return (self.public_url or f"http://{self.address}:{self.port}").rstrip("/")
+
+    def jobs_path(self) -> Path:
+        return self.jobs_dir or (self.history_path().parent / "jobs")
 
     @field_validator("allow_websocket_origin", "cors_origins", "s3_directories", "postmessage_origins", mode="before")
     @classmethod

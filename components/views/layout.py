@@ -16,6 +16,7 @@ from components.views.style import STYLESHEET
 from components.views.header import HeaderPane
 from components.views.histogram import HistogramPane
 from components.views.image import ImageView
+from components.views.jobs import JobsPane
 from components.views.profile import ProfilePane
 from components.views.quality import QualityCards, QualityTimeline, StarProfilePane
 from components.views.state import Session
@@ -82,6 +83,7 @@ class Dashboard(pn.viewable.Viewer):
     """One observer's dashboard; :meth:`start` makes it live on a served page."""
 
     session = param.ClassSelector(class_=Session)
+    jobs = param.Parameter(default=None, doc="The jobs service: a Jobs tab when given.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -182,6 +184,9 @@ class Dashboard(pn.viewable.Viewer):
             ("Star profile", pn.Column(pn.Column(self.star_profile, **card), sizing_mode="stretch_width")),
             ("FITS header", pn.Column(pn.Column(self.header, **card), sizing_mode="stretch_width")),
         )
+        if self.jobs is not None:
+            self.jobs_pane = JobsPane(session=session, service=self.jobs)
+            tabs += (("Jobs", pn.Column(pn.Column(self.jobs_pane, **card), sizing_mode="stretch_width")),)
         self._tab_names = [name for name, _ in tabs]
         self.tabs = pn.Tabs(
             *tabs, dynamic=False, sizing_mode="stretch_width", margin=(0, 0), stylesheets=[_TABS_STYLE],
