@@ -98,12 +98,9 @@ _PROFILE_MEAN_JS = """
   return null;
 }
 """
-_READY_JS = f"""() => {{
-  const [figure, view] = ({_FIGURE_JS})();
-  return figure != null && document.querySelector('.qa-stat-count') != null
-    && document.querySelector('.qa-frame-name') != null
-    && document.querySelector('[data-histogram]') != null;
-}}"""
+_READY_JS = f"""() => {{ const [figure, view] = ({_FIGURE_JS})(); return figure != null; }}"""
+# Panel renders into shadow roots: the panes are found with Playwright's selectors, which pierce them.
+_READY_SELECTORS = (".qa-stat-count", ".qa-frame-name", "[data-histogram]")
 
 
 def _free_port() -> int:
@@ -228,6 +225,8 @@ def open_page(browser, url: str, query: str = "?dir=data"):
     page.set_default_timeout(TIMEOUT)
     started = time.monotonic()
     page.goto(url + "/" + query, timeout=TIMEOUT)
+    for selector in _READY_SELECTORS:
+        page.wait_for_selector(selector, timeout=TIMEOUT)
     page.wait_for_function(_READY_JS, timeout=TIMEOUT, polling=20)
     return page, time.monotonic() - started
 
@@ -289,9 +288,11 @@ def new_big_frame(page, root: Path, staging: Path) -> dict:
     named = time.monotonic() - moved
     _wait_meta(page, ".qa-stats", "data-stats", lambda m: (m.get("median") or 0) > 1500)
     stats_at = time.monotonic() - moved
-    page.wait_for_function(
-        "(before) => { const e = document.querySelector('[data-histogram]'); return e && e.innerText != before; }",
-        arg=histogram_before, timeout=TIMEOUT, polling=10)
+    deadline = time.monotonic() + TIMEOUT / 1000
+    while page.locator("[data-histogram]").first.inner_text() == histogram_before:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the histogram pane never changed")
+        time.sleep(0.01)
     histogram_at = time.monotonic() - moved
     page.wait_for_function(f"() => ({_PROFILE_MEAN_JS})() > 1500", timeout=TIMEOUT, polling=10)
     profile_at = time.monotonic() - moved
