@@ -178,3 +178,45 @@ def test_bad_parameters_are_400_json(start_server, tmp_path):
     # Cancelling a pending job (it never got a worker) is immediate.
     cancelled = requests.delete(f"{server.url}/jobs/{job['id']}", timeout=30).json()["job"]
     assert cancelled["state"] == "cancelled" and cancelled["done"] == 0
+
+
+def test_report_job_builds_the_night_report_into_the_repository(start_server, dask_cluster, tmp_path):
+    import datetime as dt
+
+    names = write_frames(tmp_path / "data", 6)
+    config = tmp_path / "reports.toml"
+    config.write_text('[[dataset]]\nname = "sim"\ndirectory = "data"\nplots = ["fwhm_px", "star_count"]\n')
+    server = start_server(tmp_path, env={
+        "QA_DASK_SCHEDULER": dask_cluster.address, "QA_QUALITY": "0", "QA_REPORTS_CONFIG": str(config),
+    })
+    measured, _ = wait_for_job(server.url, _post(server.url, {"kind": "quality", "s3_directory": "data"})["job"]["id"])
+    assert measured["state"] == "complete", measured
+    rows = requests.get(f"{server.url}/session/quality?s3_directory=data", timeout=30).json()["frames"]
+    nights = {(dt.datetime.fromisoformat(row["observed"]).astimezone(dt.timezone.utc) - dt.timedelta(hours=12)).date().isoformat()
+              for row in rows}
+    assert len(nights) == 1, nights
+    night = nights.pop()
+
+    job = _post(server.url, {"kind": "report", "dataset": "sim", "night": night})["job"]
+    final, _ = wait_for_job(server.url, job["id"])
+    assert final["state"] == "complete" and final["percent"] == 100, final
+    page = requests.get(server.url + final["result_url"], timeout=30)
+    assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
+    assert all(f"data/{name}" in page.text for name in names)
+    # The report is the repository's, as a scheduled one would be.
+    listed = requests.get(f"{server.url}/reports?format=json", timeout=30).json()["reports"]
+    assert [(item["dataset"], item["night"]) for item in listed] == [("sim", night)]
+    summary = requests.get(f"{server.url}/reports/sim/{night}/report.json", timeout=30).json()
+    assert summary["frames"] == len(names)
+
+
+def test_report_job_of_an_unknown_dataset_fails_saying_so(start_server, dask_cluster, tmp_path):
+    write_frames(tmp_path / "data", 1)
+    config = tmp_path / "reports.toml"
+    config.write_text('[[dataset]]\nname = "sim"\ndirectory = "data"\n')
+    server = start_server(tmp_path, env={
+        "QA_DASK_SCHEDULER": dask_cluster.address, "QA_QUALITY": "0", "QA_REPORTS_CONFIG": str(config),
+    })
+    job = _post(server.url, {"kind": "report", "dataset": "other", "night": NIGHT})["job"]
+    final, _ = wait_for_job(server.url, job["id"])
+    assert final["state"] == "failed" and "other" in final["error"], final
