@@ -44,6 +44,7 @@ from components.core import histogram_clipped, line_profile, statistics, subregi
 from components.core.header import header_cards, header_mapping
 from components.errors import ImageNotFound, InvalidRequest, QuickAnalysisError
 from components.sources.base import newest_first
+from components.views.compute import region_histogram, region_statistics
 
 __all__ = [
     "api_patterns",
@@ -418,6 +419,22 @@ def _region(request: StatisticsRequest) -> np.ndarray:
     return subregion(image.data, *request.subregion.corners)
 
 
+def _statistics(request: StatisticsRequest) -> dict:
+    if request.subregion is None:
+        # Whole frame: the numbers every dashboard tab shows, computed once per decoded frame
+        # (the quality service prepares them as soon as the feed announces the frame).
+        return region_statistics(load_frame(request.s3_directory, request.full_filename))
+    return statistics(_region(request))
+
+
+def _histogram(request: HistogramRequest) -> dict:
+    if request.subregion is None:  # once per decoded frame and clip, shared with the dashboard
+        image = load_frame(request.s3_directory, request.full_filename)
+        return region_histogram(image, None, request.clip_percent)
+    # The original answers no clipped statistics: skip their passes.
+    return histogram_clipped(_region(request), request.clip_percent, with_clipped_stats=False)
+
+
 class StatisticsHandler(ApiHandler):
     """POST /statistics."""
 
@@ -427,7 +444,7 @@ class StatisticsHandler(ApiHandler):
     async def post(self) -> None:
         body = self.json_body()
         request = StatisticsRequest.model_validate(body)
-        stats = await self.compute(lambda: statistics(_region(request)))
+        stats = await self.compute(_statistics, request)
         self.send_json(
             {"success": True, "stats": {key: stats[key] for key in STAT_FIELDS}, "params": body}
         )
@@ -442,10 +459,7 @@ class HistogramHandler(ApiHandler):
     async def post(self) -> None:
         body = self.json_body()
         request = HistogramRequest.model_validate(body)
-        result = await self.compute(
-            # The original answers no clipped statistics: skip their passes.
-            lambda: histogram_clipped(_region(request), request.clip_percent, with_clipped_stats=False)
-        )
+        result = await self.compute(_histogram, request)
         histogram = {"edges": result["edges"], "counts": result["counts"], "stats": result["stats"]}
         self.send_json({"success": True, "histogram": histogram, "params": body})
 
