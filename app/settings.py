@@ -5,7 +5,6 @@ Every field here is listed with its default in README.md.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, field_validator

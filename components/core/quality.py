@@ -11,7 +11,7 @@ a Moffat profile (which becomes a Gaussian as beta grows) to its radial profile.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import math
 import os
 import threading
@@ -395,13 +394,21 @@ def _rice_astropy(cdata, plan: dict, out: np.ndarray) -> None:
     out[...] = codec.decode(cdata)[: out.size].reshape(out.shape)
 
 
+# cfitsio's hdecompress (inside astropy's HCompress1) keeps its bit-reader state in
+# static globals: two tiles decoded at once corrupt each other (seen here as an
+# intermittent fallback to astropy), so HCOMPRESS tiles are decoded one at a time.
+_hcompress_lock = threading.Lock()
+
+
 def _hcompress_astropy(cdata, plan: dict, out: np.ndarray) -> None:
     from astropy.io.fits.hdu.compressed._codecs import HCompress1
 
     if min(out.shape) < 2:
         raise _Unusual("HCOMPRESS needs 2-D tiles")  # astropy refuses them too
     codec = HCompress1(scale=0, smooth=plan["smooth"], bytepix=8, nx=out.shape[0], ny=out.shape[1])
-    out[...] = np.asarray(codec.decode(cdata)).reshape(out.shape)
+    with _hcompress_lock:
+        decoded = np.asarray(codec.decode(cdata))
+    out[...] = decoded.reshape(out.shape)
 
 
 #: RICE decoders to choose from (bench/decode.py measures both).
