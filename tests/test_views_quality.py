@@ -232,6 +232,38 @@ def test_the_history_is_replaced_only_when_it_changes(session, service, root):
     assert [row["key"] for row in session.history] == ["other/x.fits"]
 
 
+def test_a_row_measured_while_the_history_is_read_is_not_lost(store, service, root):
+    """The read misses a frame measured just after it; its quality event lands before the read does."""
+    pending = []
+    session = Session(store=store, quality_service=service, directory="data", scheduler=pending.append)
+    read_done = threading.Event()
+    original_rows = service.history.rows
+
+    def rows(directory=None):
+        found = original_rows(directory)  # read before n3 is measured
+        read_done.set()
+        return found
+
+    service.history.rows = rows
+    try:
+        session.load_history()
+        assert read_done.wait(30)
+        path = root / "data" / "n3.fits"
+        write_fits(star_field((200, 300), n_stars=40, fwhm=3.3, seed=3,
+                              date_obs=START + timedelta(minutes=30)), path)
+        row = service.record("data/n3.fits")
+        assert row is not None and row["key"] == "data/n3.fits"
+        session.take_quality(row)  # its event, handled before the read's callback
+        deadline = time.monotonic() + 30
+        while not session.history and time.monotonic() < deadline:
+            while pending:
+                pending.pop(0)()
+            time.sleep(0.01)
+    finally:
+        service.history.rows = original_rows
+    assert [r["key"] for r in session.history] == [f"data/n{i}.fits" for i in range(4)]
+
+
 # ---------------------------------------------------------------- timeline
 
 

@@ -177,7 +177,9 @@ class Session(param.Parameterized):
         self._lock = threading.Lock()
         self._quality_for = None  # (key, version, hdu) measured or being measured
         self._star_for = None  # (image, star, radius) profiled or being profiled
-        self._history_for = None  # folder whose history is shown or being read
+        self._history_for = None  # folder whose history is shown
+        self._history_reading = None  # folder whose history is being read
+        self._history_early: list = []  # quality rows that arrived during that read
         self._refresh_due = False
         self._unsubscribe: list = []
 
@@ -566,8 +568,12 @@ class Session(param.Parameterized):
     def take_quality(self, row: dict) -> None:
         """A ``quality`` event: the history row of a frame just measured."""
         key, version = row.get("key"), row.get("version")
-        if self.quality_service is not None and self._history_for == self.directory and _under(key, self.directory):
-            self.history = merge_history(self.history, row)
+        if self.quality_service is not None and _under(key, self.directory):
+            if self._history_for == self.directory:
+                self.history = merge_history(self.history, row)
+            elif self._history_reading == self.directory:
+                # The read may have missed this row (measured just after it): keep it for the read.
+                self._history_early.append(row)
         target = self._quality_target()
         if target is None or target[:2] != (key, version) or target[2] is not None:
             return
@@ -585,6 +591,7 @@ class Session(param.Parameterized):
         if service is None:
             return
         directory = self.directory
+        self._history_for, self._history_reading, self._history_early = None, directory, []
         self._submit(
             functools.partial(service.history.rows, directory or None),
             functools.partial(self._history_read, directory),
@@ -599,7 +606,9 @@ class Session(param.Parameterized):
             return
         if directory != self.directory:
             return  # the observer changed folder meanwhile: that read is on its way
-        self._history_for = directory
+        for row in self._history_early:
+            rows = merge_history(rows, row)
+        self._history_for, self._history_reading, self._history_early = directory, None, []
         if rows != self.history:
             self.history = rows
 
