@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # QA_DEBUG_LOGGERS=quickanalysis.views,quickanalysis.feed: those loggers at DEBUG (diagnosis).
+    for name in filter(None, os.environ.get("QA_DEBUG_LOGGERS", "").split(",")):
+        logging.getLogger(name.strip()).setLevel(logging.DEBUG)
     overrides = {
         name: value
         for name, value in (

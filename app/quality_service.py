@@ -278,6 +278,7 @@ class QualityService:
             self.history.record(key, info.version, result["observed"], result)
         row = self.history.latest(key)
         if row is not None:
+            log.debug("recorded %s (%s)", key, info.version)
             self.events.publish("quality", row)
         return result
 

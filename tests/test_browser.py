@@ -285,6 +285,9 @@ def dash(chromium, server, request):
             shot = server.log.parent / f"{request.node.name}.png"
             page.page.screenshot(path=str(shot))
             print(f"screenshot of the failure: {shot}\nserver log: {server.log}")
+            # CI keeps only this output: the end of the server's log says what the server saw.
+            lines = server.log.read_text(errors="replace").splitlines()
+            print("--- last lines of the server log ---\n" + "\n".join(lines[-80:]))
         except Exception:
             pass
     page.close()

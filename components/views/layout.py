@@ -305,7 +305,9 @@ class Dashboard(pn.viewable.Viewer):
             session.refresh()
             return
         from panel.io.state import set_curdoc
+        from tornado.ioloop import IOLoop
 
+        loop = IOLoop.current()  # start() runs on the page's loop, while the page is built
         def schedule(callback):
             def run():
                 # One held batch per update: the page gets one message, and Bokeh
@@ -316,11 +318,21 @@ class Dashboard(pn.viewable.Viewer):
                     except Exception:  # never let one frame end the session
                         log.exception("session update failed")
 
-            try:
-                # Bokeh's documented way in from another thread.
-                doc.add_next_tick_callback(run)
-            except Exception:  # the session was destroyed meanwhile
-                pass
+            def add():
+                try:
+                    doc.add_next_tick_callback(run)
+                except Exception:  # the session was destroyed meanwhile
+                    pass
+
+            # Bokeh documents add_next_tick_callback as safe from any thread, but the
+            # SessionCallbackAdded event it emits is appended to the document's held
+            # events when a callback on the loop holds the document (pn.io.hold) and
+            # is lost if that hold is being released at the same moment (Panel's
+            # unhold takes no lock: see the discussion in holoviz/panel#8692). Seen
+            # here as quality rows that never reached a page under load. So the
+            # callback is added from the loop's own thread: Tornado's add_callback is
+            # the thread-safe step.
+            loop.add_callback(add)
 
         self._doc = doc
         session.scheduler = schedule

@@ -568,6 +568,8 @@ class Session(param.Parameterized):
     def take_quality(self, row: dict) -> None:
         """A ``quality`` event: the history row of a frame just measured."""
         key, version = row.get("key"), row.get("version")
+        log.debug("session %x: quality of %s (shown for %r, reading %r)", id(self), key,
+                  self._history_for, self._history_reading)
         if self.quality_service is not None and _under(key, self.directory):
             if self._history_for == self.directory:
                 self.history = merge_history(self.history, row)
@@ -592,6 +594,7 @@ class Session(param.Parameterized):
             return
         directory = self.directory
         self._history_for, self._history_reading, self._history_early = None, directory, []
+        log.debug("session %x: reading the history of %r", id(self), directory)
         self._submit(
             functools.partial(service.history.rows, directory or None),
             functools.partial(self._history_read, directory),
@@ -606,6 +609,8 @@ class Session(param.Parameterized):
             return
         if directory != self.directory:
             return  # the observer changed folder meanwhile: that read is on its way
+        log.debug("session %x: history of %r read: %s + early %s", id(self), directory,
+                  [row.get("key") for row in rows or []], [row.get("key") for row in self._history_early])
         for row in self._history_early:
             rows = merge_history(rows, row)
         self._history_for, self._history_reading, self._history_early = directory, None, []
