@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="qa-bench-jobs-"))
+    load_before = os.getloadavg()[0]
     try:
         print(f"writing {args.frames} frames of {SHAPE[0]} x {SHAPE[1]} uint16 ({args.distinct} distinct) ...",
               flush=True)
@@ -125,7 +126,8 @@ def main() -> None:
         base = len(keys) / rows[0][1]
         print()
         print(f"quality job over {len(keys)} frames of {SHAPE[0]} x {SHAPE[1]} on {os.cpu_count()} cores "
-              f"(a shared machine: other work ran at the same time)")
+              f"(load average {load_before:.2f} before the run, {os.getloadavg()[0]:.2f} after: "
+              "above ~0.5 means other work shared the cores)")
         print(f"{'engine':36s} {'seconds':>8s} {'frames/s':>9s} {'speed-up':>9s}")
         for name, seconds, _ in rows:
             rate = len(keys) / seconds
