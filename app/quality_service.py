@@ -15,7 +15,9 @@ from datetime import datetime
 
 from astropy.time import Time
 
+from app.settings import get_settings
 from components.core import subregion
+from components.core.focus import focus_position
 from components.core.quality import QualityThresholds, quality
 from components.errors import QuickAnalysisError
 from components.sources import FrameStore, Image
@@ -137,6 +139,7 @@ class QualityService:
             result["stars"]["y"] = [y + dy for y in result["stars"]["y"]]
         result["key"], result["version"], result["hdu"] = info.key, info.version, image.hdu
         result["observed"] = observed_time(image, info.modified)
+        result["focus"] = focus_position(image.header, get_settings().focus_keyword)
         return result
 
     def record(self, key: str) -> dict | None:

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     saturated_bad: float = Field(default=1e-3, description="Saturated-pixel fraction 'bad' from here.")
     stars_warn: int = Field(default=25, description="Star count verdict 'warn' at or below this.")
     stars_bad: int = Field(default=5, description="Star count verdict 'bad' at or below this.")
+    focus_keyword: str = Field(
+        default="FOCPOS", description="Header keyword holding the focuser position (for focus curves)."
+    )
 
     def thresholds(self):
         """The quality verdict limits of these settings."""
