@@ -714,6 +714,7 @@ class DocsHandler(ApiHandler):
 
 def api_patterns() -> list[tuple]:
     """Tornado routes of the REST API (a trailing slash is tolerated)."""
+    from app.sky_api import FocusHandler  # it imports this module: import it once this one is loaded
     return [
         (r"/health/?", HealthHandler),
         (r"/lineprofile/?", LineProfileHandler),
@@ -724,6 +725,7 @@ def api_patterns() -> list[tuple]:
         (r"/header/?", HeaderHandler),
         (r"/quality/?", QualityHandler),
         (r"/session/quality/?", SessionQualityHandler),
+        (r"/session/focus/?", FocusHandler),
         (r"/openapi\.json", OpenApiHandler),
         (r"/docs/?", DocsHandler),
     ]
