@@ -86,5 +86,8 @@ def test_quality_service_records_the_focus_keyword(tmp_path):
             service.record(key)
     finally:
         set_settings(previous)
-    focus = {row["key"]: row["focus"] for row in service.history.rows()}
-    assert focus == {"data/a.fits": 4800.0, "data/b.fits": None}
+    rows = {row["key"]: row for row in service.history.rows()}
+    assert {key: row["focus"] for key, row in rows.items()} == {"data/a.fits": 4800.0, "data/b.fits": None}
+    # The centre's sky position, for the pointing drift (star_field centres on 83.8, -5.4).
+    assert rows["data/a.fits"]["center_ra"] == pytest.approx(83.8, abs=1e-3)
+    assert rows["data/a.fits"]["center_dec"] == pytest.approx(-5.4, abs=1e-3)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 
-__all__ = ["Pointing", "frame_centre", "pointing_drift"]
+__all__ = ["Pointing", "frame_centre", "pointing_drift", "pointing_offsets"]
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,26 @@ def pointing_drift(frames: Iterable[tuple[str, WCS | None, tuple[int, int]]]) ->
     for key, wcs, shape in frames:
         keys.append(key)
         centres.append(frame_centre(wcs, shape))
+    return pointing_offsets(keys, centres)
+
+
+def pointing_offsets(keys: Sequence[str], centres: Sequence[tuple[float, float] | None]) -> list[Pointing]:
+    """:class:`Pointing` of frames whose centres' (RA, Dec) are known (None where not).
+
+    Examples
+    --------
+    >>> [round(p.north_arcsec, 3) for p in pointing_offsets(["a", "b"], [(10.0, 20.0), (10.0, 20.001)])]
+    [0.0, 3.6]
+    """
+    centres = [
+        c if c is not None and None not in c and all(math.isfinite(float(v)) for v in c) else None
+        for c in centres
+    ]
     known = [i for i, centre in enumerate(centres) if centre is not None]
     if not known:
         return [Pointing(key, None, None, None, None, None) for key in keys]
-    ra = np.array([centres[i][0] for i in known])
-    dec = np.array([centres[i][1] for i in known])
+    ra = np.array([float(centres[i][0]) for i in known])
+    dec = np.array([float(centres[i][1]) for i in known])
     coordinates = SkyCoord(ra, dec, unit="deg", frame="icrs")
     reference = coordinates[0]
     # Offsets in the reference's tangent frame: exact on the sky, no cos(Dec) approximation.

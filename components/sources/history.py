@@ -30,6 +30,9 @@ METRICS = (
     "pixel_scale",
     # Focuser position (FOCPOS or QA_FOCUS_KEYWORD) of the frame, for focus curves.
     "focus",
+    # RA/Dec (degrees) of the frame's centre from its WCS, for the pointing drift.
+    "center_ra",
+    "center_dec",
 )
 
 _SCHEMA = f"""
