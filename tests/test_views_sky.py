@@ -130,3 +130,44 @@ def test_focus_and_drift_panes_follow_the_history():
     assert focus.fit is None and len(focus.source.data["key"]) == 3
     east = drift.source.data["east"]
     assert east[0] == 0 and east[-1] == pytest.approx(8 * 1e-4 * 3600 * np.cos(np.radians(20)), rel=1e-3)
+
+
+def test_link_query_round_trips_every_listed_state(sky):
+    from urllib.parse import parse_qs, urlencode
+
+    from app.main import query_options
+    from components.views.sky import link_query, parse_view
+
+    store, service, first, _ = sky
+    session = Session(
+        store=store, directory="data", key="data/first.fits", follow=False, interval="minmax", stretch="asinh",
+        cmap="viridis", line=(10.0, 20.5, 100.0, 200.0), box=(5.0, 6.0, 50.25, 60.0), compare="difference",
+        reference_key="data/second.fits", blink_interval=2.5,
+    )
+    session.tick()
+    pane = RegionsPane(session=session)
+    pane.pin_shape(Circle(150, 150, 30), "core")
+    pane.pin_shape(Box(10, 10, 40, 40), "corner")
+    ranges = ((100.0, 300.0), (50.0, 200.0))
+    query = link_query(session, ranges)
+    arguments = {name: [value.encode()] for name, values in parse_qs(urlencode(query)).items() for value in values}
+    options = query_options(arguments, store)
+    assert "error" not in options
+    restored = Session(store=store, **options)
+    for name in ("directory", "key", "follow", "interval", "stretch", "cmap", "line", "box", "compare",
+                 "reference_key", "blink_interval", "pinned"):
+        assert getattr(restored, name) == getattr(session, name), name
+    assert parse_view(arguments) == ranges
+    # Following: the link does not pin a frame.
+    session.follow = True
+    assert "image" not in link_query(session) and link_query(session)["follow"] == "1"
+
+
+@pytest.mark.parametrize("name, value", [("cmap", "nope"), ("box", "1,2,3"), ("blink", "100"),
+                                         ("pinned", "{not json"), ("compare", "sideways"), ("line", "1,2,3,nan")])
+def test_bad_link_arguments_are_reported_not_fatal(name, value):
+    from app.main import query_options
+
+    options = query_options({name: [value.encode()], "stretch": [b"log"]})
+    assert name in options["error"]
+    assert options["stretch"] == "log"  # the good arguments still apply

@@ -191,14 +191,14 @@ class SkyPanes(param.Parameterized):
             view.figure_hooks.append(self.regions.draw_on)
         self.copy_link = pn.widgets.Button(label="Copy link", width=100, margin=(24, 10, 5, 10))
         self.copy_link.js_on_click(args={"button": self.copy_link}, code=COPY_LINK_JS)
-        self._written = None
+        self._callback = None
         self._pending_view = None
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
             self._pending_view = parse_view(pn.state.session_args or {})
             if self._pending_view is not None:
                 session.param.watch(self._restore_view, "image")
-            pn.state.onload(self._start_link)
+            self._callback = pn.state.add_periodic_callback(self.write_link, period=_LINK_PERIOD)
 
     # ---------------------------------------------------------------- link
 
@@ -216,18 +216,15 @@ class SkyPanes(param.Parameterized):
         return link_query(self.session, self.ranges())
 
     def write_link(self) -> None:
-        """Put the view's state in the page's query string (when it changed)."""
-        query = self.query()
-        if query == self._written or pn.state.location is None:
-            log.info("link unchanged %s %s", query == self._written, pn.state.location)
+        """Put the view's state in the page's query string (when the page's differs)."""
+        location = pn.state.location
+        if location is None:
             return
-        log.info("link %s", query)
-        self._written = query
-        pn.state.location.search = "?" + urlencode(query)
-
-    def _start_link(self):
-        self.write_link()
-        pn.state.add_periodic_callback(self.write_link, period=_LINK_PERIOD)
+        search = "?" + urlencode(self.query())
+        # Compared with what the page reports, not with what was sent: a change sent
+        # while the page was still connecting is sent again.
+        if location.search != search:
+            location.search = search
 
     # ---------------------------------------------------------------- layout
 
