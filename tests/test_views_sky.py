@@ -24,13 +24,6 @@ from components.views.state import Session
 SHIFT = 40
 
 
-@pytest.fixture(autouse=True)
-def _fresh_listings(monkeypatch):
-    import components.views.state as state_module
-
-    monkeypatch.setattr(state_module, "_LISTING_TTL", 0.0)
-
-
 @pytest.fixture
 def sky(tmp_path):
     """data/first.fits, then data/second.fits with the pointing 40 px further along +x."""

@@ -143,7 +143,7 @@ class ComparePane(pn.viewable.Viewer):
         if key == self.reference_info and self.reference is not None:
             self._compute_difference()
             return
-        store = self.session._store()
+        store = self.session.store
         self.session._submit(functools.partial(store.load, key), functools.partial(self._reference_read, key))
 
     def _reference_read(self, key, image, error):

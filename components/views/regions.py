@@ -180,7 +180,7 @@ class RegionsPane(pn.viewable.Viewer):
         if key is None or key in self._reference or not self.session.pinned:
             self._refresh_views()
             return
-        store, regions = self.session._store(), self.regions()
+        store, regions = self.session.store, self.regions()
 
         def work():
             image = store.load(key)
