@@ -23,6 +23,7 @@ import threading
 import holoviews as hv
 import panel as pn
 
+from app.offline import keep_stylesheets_local
 from app.settings import get_settings
 from app.state import get_feed, get_quality_service, get_store
 from components.errors import QuickAnalysisError
@@ -36,6 +37,7 @@ __all__ = ["create_app", "query_options"]
 log = logging.getLogger("quickanalysis")
 
 pn.extension(design="native", theme="dark", notifications=False)
+keep_stylesheets_local()  # no stylesheet from cdn.holoviz.org (see app/offline.py)
 hv.extension("bokeh", logo=False)
 hv.renderer("bokeh").theme = "dark_minimal"
 
