@@ -157,7 +157,8 @@ def test_ds9_region_file_round_trips(dash, chromium, server, tmp_path):  # noqa:
     page.page.get_by_role("button", name="Pin star circle", exact=True).click()
     region_rows(page, "data/first.fits", lambda r: len(r) == 1)
     with page.page.expect_download() as download:
-        page.page.get_by_text("Export DS9").click()
+        # Panel's FileDownload shows a button; its <a> is hidden and only carries the file.
+        page.page.get_by_role("button", name="Export DS9").click()
     path = tmp_path / "regions.reg"
     download.value.save_as(path)
     text = path.read_text()
@@ -199,8 +200,8 @@ def test_blink_alternates_the_shown_frame_and_keeps_the_view(dash):
     assert len(changes) >= 4, seen
     assert set(seen) == {"current", "reference"}
     assert all(a != b for a, b in zip(seen, seen[1:]))
-    # Never faster than the interval asked for (a lower bound: the page may be slow, not hasty).
-    assert min(np.diff(changes)) > 0.5
+    # No bound on the interval here: the page is polled, so a late look makes the next gap
+    # look short (no timed assertions in tests); the interval is the server's periodic callback.
     after = page.state()
     assert after["x_range"] == before["x_range"] and after["y_range"] == before["y_range"]
 
