@@ -61,11 +61,11 @@ class ComparePane(pn.viewable.Viewer):
         self._difference_image = None
         self.mode = pn.widgets.RadioButtonGroup.from_param(
             session.param.compare, options={"Off": "off", "Blink": "blink", "Difference": "difference"},
-            button_type="primary", button_style="outline", margin=(0, 10, 4, 10),
+            color="primary", variant="outline", margin=(0, 10, 4, 10),
         )
-        self.reference_select = pn.widgets.Select(name="Reference frame", options={}, width=260)
+        self.reference_select = pn.widgets.Select(label="Reference frame", options={}, width=260)
         self.interval = pn.widgets.FloatSlider.from_param(
-            session.param.blink_interval, name="Blink every (s)", start=0.25, end=30.0, step=0.25, width=200,
+            session.param.blink_interval, label="Blink every (s)", start=0.25, end=30.0, step=0.25, width=200,
         )
         self._caption = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10), stylesheets=[STYLESHEET])
         self.reference_select.param.watch(self._reference_chosen, "value")

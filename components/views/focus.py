@@ -95,7 +95,7 @@ class FocusPane(pn.viewable.Viewer):
         self.fit: FocusFit | None = None
         self._caption = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10), stylesheets=[STYLESHEET])
         self._last = pn.widgets.IntInput.from_param(
-            self.param.last, name="Last frames (0 = session)", width=170, margin=(0, 10),
+            self.param.last, label="Last frames (0 = session)", width=170, margin=(0, 10),
         )
         self._plot = pn.pane.Bokeh(fig, sizing_mode="stretch_width", height=self.height)
         self.session.param.watch(self._update, "history")

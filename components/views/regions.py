@@ -72,7 +72,7 @@ class RegionsPane(pn.viewable.Viewer):
         session = self.session
         self._outline_sources: list[ColumnDataSource] = []
         self._reference: dict = {}  # reference key -> {name: measurement}
-        self.pin_box = pn.widgets.Button(label="Pin box", button_type="primary", width=90)
+        self.pin_box = pn.widgets.Button(label="Pin box", color="primary", width=90)
         self.pin_star = pn.widgets.Button(label="Pin star circle", width=120)
         self.clear = pn.widgets.Button(label="Clear", width=70)
         self.upload = pn.widgets.FileInput(accept=".reg,.txt", width=200)
