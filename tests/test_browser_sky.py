@@ -153,12 +153,17 @@ def test_pinned_region_stays_on_the_same_stars_when_the_pointing_shifts(dash, fr
 def test_ds9_region_file_round_trips(dash, chromium, server, tmp_path):  # noqa: F811
     page = open_page(dash, "?dir=data&image=data/first.fits")
     page.page.locator(".bk-events").first.click(position={"x": 300, "y": 250})  # pick a star
+    # The dashboard answers a picked star by showing the Star profile tab. Wait for that answer:
+    # a tab opened before it arrives is switched away from, and the Export DS9 button is then
+    # hidden (visibility: hidden) with the rest of the Pinned regions tab.
+    page.page.locator(".bk-tab.bk-active", has_text="Star profile").wait_for()
     open_tab(page, "Pinned regions")
     page.page.get_by_role("button", name="Pin star circle", exact=True).click()
     region_rows(page, "data/first.fits", lambda r: len(r) == 1)
     with page.page.expect_download() as download:
-        # Panel's FileDownload shows a button; its <a> is hidden and only carries the file.
-        page.page.get_by_role("button", name="Export DS9").click()
+        # Panel's FileDownload renders <button><a>Export DS9</a></button>: the click lands on the
+        # <a>, whose listener asks the server for the file, then clicks the <a> again to download it.
+        page.page.get_by_role("button", name="Export DS9", exact=True).click()
     path = tmp_path / "regions.reg"
     download.value.save_as(path)
     text = path.read_text()
