@@ -15,6 +15,7 @@ from bokeh.models import ColumnDataSource, HoverTool, Legend
 from bokeh.plotting import figure as bokeh_figure
 
 from components.core.drift import pointing_offsets
+from components.views.quality import time_format
 from components.views.state import Session
 from components.views.sync import resend
 
@@ -53,6 +54,8 @@ class DriftPane(pn.viewable.Viewer):
             min_border_left=40,
         )
         fig.title.text_font_size = "11px"
+        fig.xaxis.formatter = time_format()  # times of day, as the timeline beside it
+        fig.xaxis.ticker.desired_num_ticks = 3
         fig.xgrid.grid_line_alpha = fig.ygrid.grid_line_alpha = 0.25
         east = fig.line("time", "east", source=self.source, line_color=EAST_COLOR, line_width=2)
         north = fig.line("time", "north", source=self.source, line_color=NORTH_COLOR, line_width=2)

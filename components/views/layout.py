@@ -406,8 +406,10 @@ class Dashboard(pn.viewable.Viewer):
         image = pn.Column(
             pn.Row(self.drag, self._drag_hint, sizing_mode="stretch_width"),
             self.image_view,
-            pn.Column(self.timeline, styles=dict(_CARD_STYLES, margin="4px 0 0 0"), sizing_mode="stretch_width"),
-            self.sky.beside_timeline(dict(_CARD_STYLES, margin="4px 0 0 0")),
+            self.sky.beside_timeline(  # the pointing drift beside the timeline (issue 12)
+                pn.Column(self.timeline, styles=dict(_CARD_STYLES, margin="4px 0 0 0"), sizing_mode="stretch_width"),
+                dict(_CARD_STYLES, margin="4px 0 0 4px"),
+            ),
             sizing_mode="stretch_both", min_height=560,
         )
         main = pn.Row(image, side, sizing_mode="stretch_both")

@@ -43,6 +43,8 @@ log = logging.getLogger("quickanalysis.views")
 
 # Milliseconds between two looks at the state the link must hold.
 _LINK_PERIOD = 1000
+#: Width of the pointing-drift card beside the quality timeline (pixels).
+DRIFT_WIDTH = 330
 
 #: Copies the page's address (the link) to the clipboard, and says so on the button.
 COPY_LINK_JS = """
@@ -236,8 +238,13 @@ class SkyPanes(param.Parameterized):
             ("Focus", pn.Column(pn.Column(self.focus, **card), sizing_mode="stretch_width")),
         )
 
-    def beside_timeline(self, styles: dict):
-        return pn.Column(self.drift, styles=styles, sizing_mode="stretch_width")
+    def beside_timeline(self, timeline, styles: dict):
+        """The timeline card and the drift card in one row.
+
+        Beside, not under: a plot under the timeline would take its height from
+        the image, which then no longer shows a 900 x 600 frame one pixel per pixel.
+        """
+        return pn.Row(timeline, pn.Column(self.drift, styles=styles, width=DRIFT_WIDTH), sizing_mode="stretch_width")
 
     def controls(self) -> tuple:
         return (self.copy_link,)
