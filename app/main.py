@@ -29,7 +29,7 @@ from app.state import get_feed, get_quality_service, get_store
 from components.errors import QuickAnalysisError
 from components.sources.base import check_directory
 from components.views.layout import Dashboard
-from components.views.sky import link_options
+from components.views.sky import link_options, query_argument as _argument
 from components.views.state import Session
 
 __all__ = ["create_app", "query_options"]
@@ -43,17 +43,6 @@ hv.renderer("bokeh").theme = "dark_minimal"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-def _argument(arguments: dict, name: str) -> str | None:
-    values = arguments.get(name) or []
-    if not values:
-        return None
-    value = values[-1]
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    value = str(value).strip()
-    return value or None
 
 
 def query_options(arguments: dict, store=None) -> dict:

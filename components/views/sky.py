@@ -37,7 +37,7 @@ from components.views.focus import FocusPane
 from components.views.regions import RegionsPane
 from components.views.state import Session
 
-__all__ = ["SkyPanes", "link_options", "link_query", "COPY_LINK_JS"]
+__all__ = ["SkyPanes", "link_options", "link_query", "query_argument", "COPY_LINK_JS"]
 
 log = logging.getLogger("quickanalysis.views")
 
@@ -58,7 +58,8 @@ if (navigator.clipboard && window.isSecureContext) {
 """
 
 
-def _argument(arguments: dict, name: str) -> str | None:
+def query_argument(arguments: dict, name: str) -> str | None:
+    """The last value of query argument ``name`` as stripped text, or None (absent or empty)."""
     values = arguments.get(name) or []
     if not values:
         return None
@@ -81,7 +82,7 @@ def _numbers(text: str, count: int, name: str) -> tuple[float, ...]:
 
 def parse_view(arguments: dict) -> tuple | None:
     """The ``view`` argument as ((x0, x1), (y0, y1)) plot ranges, or None (absent or bad)."""
-    text = _argument(arguments, "view")
+    text = query_argument(arguments, "view")
     if text is None:
         return None
     try:
@@ -105,7 +106,7 @@ def link_options(arguments: dict, errors: list[str]) -> dict:
         ("cmap", list(display.COLORMAPS)),
         ("compare", ["off", "blink", "difference"]),
     ):
-        value = _argument(arguments, name)
+        value = query_argument(arguments, name)
         if value is None:
             continue
         if value in choices:
@@ -113,16 +114,16 @@ def link_options(arguments: dict, errors: list[str]) -> dict:
         else:
             errors.append(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
     for name in ("line", "box"):
-        value = _argument(arguments, name)
+        value = query_argument(arguments, name)
         if value is not None:
             try:
                 options[name] = _numbers(value, 4, name)
             except ValueError as error:
                 errors.append(str(error))
-    reference = _argument(arguments, "ref")
+    reference = query_argument(arguments, "ref")
     if reference is not None:
         options["reference_key"] = reference.strip("/")
-    blink = _argument(arguments, "blink")
+    blink = query_argument(arguments, "blink")
     if blink is not None:
         try:
             seconds = float(blink)
@@ -131,7 +132,7 @@ def link_options(arguments: dict, errors: list[str]) -> dict:
             options["blink_interval"] = seconds
         except ValueError:
             errors.append(f"blink must be seconds between 0.25 and 30, got {blink!r}")
-    pinned = _argument(arguments, "pinned")
+    pinned = query_argument(arguments, "pinned")
     if pinned is not None:
         try:
             listed = json.loads(pinned)
