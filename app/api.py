@@ -639,6 +639,7 @@ def api_patterns() -> list[tuple]:
     """Tornado routes of the REST API (a trailing slash is tolerated)."""
     from app.jobs_api import jobs_patterns
     from app.reports_api import reports_patterns  # reports, alarms, /events (issue 10)
+    from app.sky_api import FocusHandler  # it imports this module: import it once this one is loaded
 
     return [*reports_patterns(), *jobs_patterns(),
         (r"/health/?", HealthHandler),
@@ -650,6 +651,7 @@ def api_patterns() -> list[tuple]:
         (r"/header/?", HeaderHandler),
         (r"/quality/?", QualityHandler),
         (r"/session/quality/?", SessionQualityHandler),
+        (r"/session/focus/?", FocusHandler),
         (r"/openapi\.json", OpenApiHandler),
         (r"/docs/?", DocsHandler),
     ]

@@ -38,6 +38,8 @@ from app.api_models import (
     StatisticsResponse,
 )
 
+from app.sky_models import FocusQuery, FocusResponse
+
 __all__ = ["Endpoint", "ENDPOINTS", "openapi_document", "render_docs_html"]
 
 #: Placeholder replaced by the server's base URL in curl examples.
@@ -152,6 +154,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         query=SessionQualityQuery,
         errors=(400, 500),
         csv=True,
+        tags=("quality",),
+    ),
+    Endpoint(
+        "/session/focus", "get", "Focus curve of the session",
+        "FWHM against focuser position (FOCPOS, or QA_FOCUS_KEYWORD) of the session's frames and "
+        "the hyperbola fitted to them: best focus with its uncertainty; fit is null with too few points.",
+        FocusResponse,
+        f"curl '{BASE}/session/focus?s3_directory=data'",
+        query=FocusQuery,
+        errors=(400, 500),
         tags=("quality",),
     ),
     Endpoint(

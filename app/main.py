@@ -9,7 +9,10 @@ Query parameters (for embedding, e.g. Photon Ranch's iframe):
 * ``image=<key>``: show that frame (a key relative to the root, or a file name
   inside ``dir``); following then starts off unless ``follow=1``;
 * ``dir=<folder>``: list only that folder (and its subfolders);
-* ``follow=0|1``: switch to every new frame as it arrives (default 1).
+* ``follow=0|1``: switch to every new frame as it arrives (default 1);
+* ``interval``, ``stretch``, ``cmap``, ``line``, ``box``, ``view``, ``pinned``,
+  ``compare``, ``ref``, ``blink``: the rest of the view (the dashboard's
+  "Copy link"; see :mod:`components.views.sky`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from app.state import get_feed, get_quality_service, get_store
 from components.errors import QuickAnalysisError
 from components.sources.base import check_directory
 from components.views.layout import Dashboard
+from components.views.sky import link_options, query_argument as _argument
 from components.views.state import Session
 
 __all__ = ["create_app", "query_options"]
@@ -39,17 +43,6 @@ hv.renderer("bokeh").theme = "dark_minimal"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-def _argument(arguments: dict, name: str) -> str | None:
-    values = arguments.get(name) or []
-    if not values:
-        return None
-    value = values[-1]
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    value = str(value).strip()
-    return value or None
 
 
 def query_options(arguments: dict, store=None) -> dict:
@@ -86,6 +79,7 @@ def query_options(arguments: dict, store=None) -> dict:
             options["follow"] = False
         else:
             errors.append(f"follow must be 0 or 1, got {follow!r}")
+    options.update(link_options(arguments, errors))  # the rest of the link (components.views.sky)
     if errors:
         options["error"] = "; ".join(errors)
     return options

@@ -25,7 +25,10 @@ from datetime import datetime
 
 from astropy.time import Time
 
+from app.settings import get_settings
 from components.core import subregion_slices
+from components.core.drift import frame_centre
+from components.core.focus import focus_position
 from components.core.quality import QualityThresholds, quality
 from components.errors import QuickAnalysisError
 from components.events import EventBus, bus
@@ -262,6 +265,8 @@ class QualityService:
             result["stars"]["y"] = [y + dy for y in result["stars"]["y"]]
         result["key"], result["version"], result["hdu"] = info.key, info.version, image.hdu
         result["observed"] = observed_time(image, info.modified)
+        result["focus"] = focus_position(image.header, get_settings().focus_keyword)
+        result["center_ra"], result["center_dec"] = frame_centre(image.wcs, image.data.shape) or (None, None)
         return result
 
     def record(self, key: str, info=None) -> dict | None:

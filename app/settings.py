@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     dask_workers: int = Field(default=1, ge=1, description="Worker processes of the embedded Dask LocalCluster that runs jobs.")
     dask_scheduler: str | None = Field(default=None, description="Run jobs on this existing Dask scheduler (tcp://host:port) instead.")
     jobs_dir: Path | None = Field(default=None, description="Folder of the job table and results (default: beside the quality history).")
+    focus_keyword: str = Field(
+        default="FOCPOS", description="Header keyword holding the focuser position (for focus curves)."
+    )
 
     def thresholds(self):
         """The quality verdict limits of these settings."""

@@ -270,6 +270,24 @@ class Page:
                 raise AssertionError(f"{selector}[{attribute}] keeps changing")
         return value
 
+    def box_stats(self, start, end, shape, tolerance: float = 2.0) -> dict:
+        """The statistics once they are the box's drawn from plot point ``start`` to ``end``.
+
+        Drawing sends the box while the mouse moves; on a loaded machine an
+        intermediate box can stay shown longer than any quiet period of
+        :meth:`settled`, so wait for the box itself (to ``tolerance`` frame pixels).
+        """
+        height, width = shape
+        (x0, x1), (y0, y1) = sorted((start[0], end[0])), sorted((start[1], end[1]))
+        wanted = (x0, y0, x1, y1)
+        sizes = (width, height, width, height)
+
+        def drawn(meta):
+            got = meta.get("subregion")
+            return got is not None and all(abs(g * n - w) <= tolerance for g, n, w in zip(got, sizes, wanted))
+
+        return self.wait_meta(".qa-stats", "data-stats", drawn)
+
     def close(self) -> None:
         self.context.close()
 
@@ -409,7 +427,7 @@ def test_a_box_drawn_with_the_mouse_gives_the_core_statistics(dash, server):
     page.open()
     page.mode("Box", "Statistics box")
     page.drag((200.2, 150.4), (420.8, 330.6))
-    stats = page.settled(".qa-stats", "data-stats", lambda m: m["subregion"] is not None)
+    stats = page.box_stats((200.2, 150.4), (420.8, 330.6), (600, 900))
     data = _frame_of(server, "data/first.fits")
     region = subregion(data, *stats["subregion"])
     # The box holds the pixels the mouse went round (to a screen pixel).
@@ -451,7 +469,7 @@ def test_fits_orientation_flips_the_view_not_the_results(dash, server):
     page.open()
     page.mode("Box", "Statistics box")
     page.drag((100, 100), (300, 200))
-    before = page.settled(".qa-stats", "data-stats", lambda m: m["subregion"] is not None)
+    before = page.box_stats((100, 100), (300, 200), (600, 900))
     row_zero_top = page.screen(10, 0.5)[1]
     page.page.locator(".bk-Checkbox", has_text="FITS orientation").locator("input").check()
     page.page.wait_for_function(f"() => {{ const s = ({_STATE_JS})(); return s && s.y_range[0] < s.y_range[1]; }}")
@@ -461,7 +479,7 @@ def test_fits_orientation_flips_the_view_not_the_results(dash, server):
     # A box drawn in this orientation still means the same pixels.
     page.mode("Box", "Statistics box")
     page.drag((500, 400), (600, 450))
-    stats = page.settled(".qa-stats", "data-stats", lambda m: m["subregion"] != before["subregion"])
+    stats = page.box_stats((500, 400), (600, 450), (600, 900))
     data = _frame_of(server, "data/first.fits")
     rows = round(stats["subregion"][1] * 600), round(stats["subregion"][3] * 600)
     assert abs(rows[0] - 400) <= 2 and abs(rows[1] - 450) <= 2

@@ -409,7 +409,8 @@ def test_camera_conditions_vary(tmp_path):
             assert 0.5 <= parameters["cloud"] <= 0.9
         if "defocused" in exposure.conditions:
             assert parameters["fwhm"] >= 8.0
-    assert seen == {"normal", "saturated", "defocused", "trailed", "cloudy"}
+        assert isinstance(exposure.focus, int)
+    assert seen == {"normal", "saturated", "defocused", "trailed", "cloudy", "focus"}
     assert min(fwhms) >= 2.0 and max(fwhms) <= 5.0
     # Seeing drifts slowly: consecutive normal frames differ little.
     assert np.abs(np.diff(fwhms)).max() < 1.5

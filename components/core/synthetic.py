@@ -22,7 +22,7 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
 
-__all__ = ["SyntheticFrame", "STAR_DTYPE", "star_field", "write_fits"]
+__all__ = ["SyntheticFrame", "STAR_DTYPE", "star_field", "crop", "write_fits"]
 
 #: Fields of :attr:`SyntheticFrame.stars`: 0-based pixel column ``x`` and row
 #: ``y`` of the centre, total ``flux`` in ADU, ``peak`` (flux per pixel at the
@@ -420,6 +420,34 @@ def star_field(
     sky_ra, sky_dec = WCS(header).all_pix2world(xs, ys, 0)
     stars.ra, stars.dec = sky_ra, sky_dec
     return SyntheticFrame(data=data, header=header, stars=stars)
+
+
+def crop(frame: SyntheticFrame, x0: int, y0: int, width: int, height: int) -> SyntheticFrame:
+    """The part of a frame from column ``x0``, row ``y0``, with its WCS and stars moved along.
+
+    Two crops of one wide field at different offsets are frames of a
+    telescope whose pointing shifted: the same stars, at pixels differing by
+    the offset, with WCS that say so.
+
+    Examples
+    --------
+    >>> wide = star_field((32, 80), n_stars=10, seed=2)
+    >>> a, b = crop(wide, 0, 0, 40, 32), crop(wide, 40, 0, 40, 32)
+    >>> a.header["CRPIX1"] - b.header["CRPIX1"]
+    40.0
+    """
+    x0, y0, width, height = int(x0), int(y0), int(width), int(height)
+    data = frame.data[y0 : y0 + height, x0 : x0 + width].copy()
+    header = frame.header.copy()
+    header["NAXIS1"], header["NAXIS2"] = data.shape[1], data.shape[0]
+    header["CRPIX1"] = float(header["CRPIX1"]) - x0
+    header["CRPIX2"] = float(header["CRPIX2"]) - y0
+    stars = frame.stars.copy()
+    stars.x -= x0
+    stars.y -= y0
+    keep = (stars.x >= -0.5) & (stars.x < data.shape[1] - 0.5) & (stars.y >= -0.5) & (stars.y < data.shape[0] - 0.5)
+    header["SIMNSTAR"] = int(keep.sum())
+    return SyntheticFrame(data=data, header=header, stars=stars[keep].view(np.recarray))
 
 
 def _compressed_hdus(data: np.ndarray, header: fits.Header) -> fits.HDUList:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from components.core.focus import hyperbola
 from components.core.synthetic import SyntheticFrame, star_field, write_fits
 
 __all__ = ["SimulatedCamera", "Exposure", "TARGETS", "FILTERS"]
@@ -39,6 +40,16 @@ _FRAMES_PER_TARGET = 12
 _BIAS = 300.0
 # Chance of each special condition (independently) per frame.
 _EVENT_CHANCE = 1.0 / 8.0
+# Focus runs: the first starts at this frame (so the demo soon shows a curve),
+# then one every _FOCUS_RUN_EVERY frames, of _FOCUS_RUN_STEPS frames each.
+_FOCUS_RUN_START = 2
+_FOCUS_RUN_EVERY = 60
+_FOCUS_RUN_STEPS = 9
+# Focuser steps between the frames of a run, and FWHM pixels per step of defocus.
+_FOCUS_STEP = 150
+_DEFOCUS_PER_STEP = 0.01
+# Best focus wanders with the (simulated) temperature around this position.
+_FOCUS_HOME = 5000.0
 
 
 @dataclass
@@ -47,6 +58,8 @@ class Exposure:
 
     conditions: list[str] = field(default_factory=list)
     parameters: dict = field(default_factory=dict)
+    #: Focuser position written as FOCPOS.
+    focus: int | None = None
 
 
 class SimulatedCamera:
@@ -177,7 +190,33 @@ class SimulatedCamera:
         if rng.random() < _EVENT_CHANCE:
             conditions.append("cloudy")
             parameters["cloud"] = float(rng.uniform(0.5, 0.9))
-        return Exposure(conditions=conditions or ["normal"], parameters=parameters)
+        best = self.best_focus
+        run_step = self._focus_run_step()
+        if run_step is not None:
+            # A focus run: the focuser steps through best focus; nothing else happens.
+            position = round(best) + (run_step - _FOCUS_RUN_STEPS // 2) * _FOCUS_STEP
+            parameters.pop("saturate_stars", None), parameters.pop("elongation", None)
+            parameters.pop("angle", None), parameters.pop("cloud", None)
+            parameters["fwhm"] = float(hyperbola(position, fwhm, _DEFOCUS_PER_STEP, best))
+            return Exposure(conditions=["focus"], parameters=parameters, focus=int(position))
+        position = round(best)
+        if "defocused" in conditions:
+            # Out of focus by as many steps as the focus curve needs for that blur.
+            steps = math.sqrt(max(parameters["fwhm"] ** 2 - fwhm**2, 0.0)) / _DEFOCUS_PER_STEP
+            position += int(round(steps)) * (1 if self._count % 2 else -1)
+        return Exposure(conditions=conditions or ["normal"], parameters=parameters, focus=int(position))
+
+    @property
+    def best_focus(self) -> float:
+        """Today's best focuser position (it drifts slowly, like the temperature)."""
+        return _FOCUS_HOME + 120.0 * math.sin(self._count / 90.0)
+
+    def _focus_run_step(self) -> int | None:
+        """Index of this frame within a focus run, or None outside one."""
+        if self._count < _FOCUS_RUN_START:
+            return None
+        step = (self._count - _FOCUS_RUN_START) % _FOCUS_RUN_EVERY
+        return step if step < _FOCUS_RUN_STEPS else None
 
     def _path_for(self, when: datetime) -> Path:
         sequence = self._count + 1
@@ -199,6 +238,7 @@ class SimulatedCamera:
         )
         header = frame.header
         header["SIMCOND"] = ("+".join(exposure.conditions), "Simulated conditions")
+        header["FOCPOS"] = (exposure.focus, "[step] Focuser position")
         header["INSTRUME"] = ("SimCam", "Simulated camera")
         header["TELESCOP"] = ("QuickAnalysis simulator", "")
         header["AIRMASS"] = (round(1.0 + abs(math.sin(self._count / 50.0)), 3), "")

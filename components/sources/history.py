@@ -28,6 +28,11 @@ METRICS = (
     "hfr_px",
     "elongation",
     "pixel_scale",
+    # Focuser position (FOCPOS or QA_FOCUS_KEYWORD) of the frame, for focus curves.
+    "focus",
+    # RA/Dec (degrees) of the frame's centre from its WCS, for the pointing drift.
+    "center_ra",
+    "center_dec",
 )
 
 _SCHEMA = f"""
@@ -78,6 +83,11 @@ class QualityHistory:
         self._connection = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
         with self._lock, self._connection:
             self._connection.executescript(_SCHEMA)
+            # A database made before a metric existed gains its column (empty for old rows).
+            present = {row[1] for row in self._connection.execute("PRAGMA table_info(frame_quality)")}
+            for metric in METRICS:
+                if metric not in present:
+                    self._connection.execute(f"ALTER TABLE frame_quality ADD COLUMN {metric} REAL")
 
     def close(self) -> None:
         with self._lock:

@@ -304,6 +304,9 @@ class ImageView(pn.viewable.Viewer):
     session = param.ClassSelector(class_=Session)
     drag_mode = param.Selector(default="pan", objects=["pan", "line", "box"], doc="What a drag does.")
     min_height = param.Integer(default=520)
+    colour_override = param.Dict(
+        default=None, allow_None=True, doc="{palette, limits} replacing the session's (the difference view).",
+    )
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -313,6 +316,10 @@ class ImageView(pn.viewable.Viewer):
         self._shape = None
         self._ranges: tuple | None = None
         self._handles: dict = {}
+        #: Callables given each new Bokeh figure (overlays of other views: pinned regions).
+        self.figure_hooks: list = []
+        #: Callable returning what to show instead of the session's image (None: the image).
+        self.display_source = None
         # One formatter for every field: the format name says what to show.
         self._hover = CustomJSHover(code=HOVER_JS, args={"grid": {"ok": False}})
         self._update_grid()
@@ -334,6 +341,9 @@ class ImageView(pn.viewable.Viewer):
     def _element(self):
         """The hv.Image of the frame shown (built once per frame: it shares the pixels)."""
         image = self.session.image
+        # Another array on the same grid (blink's reference, the difference): zoom, pan and shapes stay.
+        shown = self.display_source() if self.display_source is not None else None
+        image = shown if shown is not None else image
         cached = getattr(self, "_element_cache", None)
         if cached is None or cached[0] is not image:
             cached = (image, image_element(image))
@@ -388,7 +398,7 @@ class ImageView(pn.viewable.Viewer):
         )
         if self._ranges is not None:
             opts.update(xlim=self._ranges[0], ylim=self._ranges[1])
-        styled = rasterized.apply(_colour, colour=session.colour_mapping).opts(**opts)
+        styled = rasterized.apply(_colour, colour=session.colour_mapping, override=self.param.colour_override).opts(**opts)
 
         line = session.line
         line_points = [] if line is None else [(line[0], line[1]), (line[2], line[3])]
@@ -436,6 +446,8 @@ class ImageView(pn.viewable.Viewer):
                     tool.zoom_on_axis = False
             self._add_star_renderers(figure, plot.handles.get("glyph_renderer"))
             figure.on_event(Tap, self._on_tap)
+            for hook in self.figure_hooks:
+                hook(figure)
         self._handles["figure"] = figure
         self._handles["image_renderer"] = plot.handles.get("glyph_renderer")
         self._install_draw_js()
@@ -689,8 +701,9 @@ def _colorbar_formatter():
     return CustomJSTickFormatter(code=COLORBAR_LABEL_JS)
 
 
-def _colour(element, colour):
-    """Apply the session's colour mapping (palette and limits) to the rasterized image."""
+def _colour(element, colour, override=None):
+    """Apply the session's colour mapping (palette and limits), or the override, to the rasterized image."""
+    colour = override or colour
     return element.opts(cmap=colour["palette"], clim=colour["limits"])
 
 

@@ -19,6 +19,7 @@ from components.views.image import ImageView
 from components.views.jobs import JobsPane
 from components.views.profile import ProfilePane
 from components.views.quality import QualityCards, QualityTimeline, StarProfilePane
+from components.views.sky import SkyPanes
 from components.views.state import Session
 from components.views.stats import StatisticsPane
 from components.views.summary import SummaryPane, frame_summary
@@ -97,6 +98,7 @@ class Dashboard(pn.viewable.Viewer):
         self.quality = QualityCards(session=session)
         self.timeline = QualityTimeline(session=session)
         self.star_profile = StarProfilePane(session=session)
+        self.sky = SkyPanes(session=session, image_view=self.image_view)
         self._build_controls()
         # Fixed heights: a notice coming and going must not resize the image.
         self._notice = pn.pane.HTML(
@@ -183,6 +185,7 @@ class Dashboard(pn.viewable.Viewer):
             )),
             ("Star profile", pn.Column(pn.Column(self.star_profile, **card), sizing_mode="stretch_width")),
             ("FITS header", pn.Column(pn.Column(self.header, **card), sizing_mode="stretch_width")),
+            *self.sky.tabs(card),
         )
         if self.jobs is not None:
             self.jobs_pane = JobsPane(session=session, service=self.jobs)
@@ -385,6 +388,7 @@ class Dashboard(pn.viewable.Viewer):
             return
         self.image_view.resync()
         self.timeline.resync()
+        self.sky.resync()
         for pane in (self.histogram, self.profile, self.star_profile):
             plot = getattr(getattr(pane, "_plot", None), "object", None)
             if isinstance(plot, hv.DynamicMap):
@@ -402,7 +406,7 @@ class Dashboard(pn.viewable.Viewer):
         controls = pn.Row(
             self.directory_select, self.frame_select, self.follow,
             self.interval, self.manual_low, self.manual_high, self.stretch, self.cmap,
-            self.invert, self.orientation,
+            self.invert, self.orientation, *self.sky.controls(),
             sizing_mode="stretch_width", styles={"flex-wrap": "wrap"},
         )
         side = pn.Column(
@@ -414,7 +418,10 @@ class Dashboard(pn.viewable.Viewer):
         image = pn.Column(
             pn.Row(self.drag, self._drag_hint, sizing_mode="stretch_width"),
             self.image_view,
-            pn.Column(self.timeline, styles=dict(_CARD_STYLES, margin="4px 0 0 0"), sizing_mode="stretch_width"),
+            self.sky.beside_timeline(  # the pointing drift beside the timeline (issue 12)
+                pn.Column(self.timeline, styles=dict(_CARD_STYLES, margin="4px 0 0 0"), sizing_mode="stretch_width"),
+                dict(_CARD_STYLES, margin="4px 0 0 4px"),
+            ),
             sizing_mode="stretch_both", min_height=560,
         )
         main = pn.Row(image, side, sizing_mode="stretch_both")

@@ -48,6 +48,7 @@ __all__ = [
     "StarProfilePane",
     "VERDICT_COLORS",
     "TIMELINE_METRICS",
+    "time_format",
     "quality_tiles",
     "cards_html",
     "timeline_data",
@@ -318,7 +319,7 @@ def current_point(columns: dict, key: str | None) -> int | None:
     return None
 
 
-def _time_format() -> DatetimeTickFormatter:
+def time_format() -> DatetimeTickFormatter:
     """Times of day (UTC) on the axis (a new model per figure: models belong to one page)."""
     return DatetimeTickFormatter(
         seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hourmin="%H:%M", hours="%H:%M",
@@ -368,7 +369,7 @@ class QualityTimeline(pn.viewable.Viewer):
         )
         fig.title.text_font_size = "11px"
         fig.title.text_font_style = "normal"
-        fig.xaxis.formatter = _time_format()
+        fig.xaxis.formatter = time_format()
         fig.xaxis.major_label_text_font_size = "10px"
         fig.yaxis.major_label_text_font_size = "10px"
         fig.xaxis.ticker.desired_num_ticks = 4

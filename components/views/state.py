@@ -136,6 +136,14 @@ class Session(param.Parameterized):
     line = param.Tuple(default=None, length=4, allow_None=True, doc="Profile line (x0, y0, x1, y1).")
     box = param.Tuple(default=None, length=4, allow_None=True, doc="Statistics box (x0, y0, x1, y1).")
 
+    # -- sky: pinned regions and compare (components.views.regions, components.views.compare)
+    pinned = param.List(default=[], doc="Regions pinned to the sky: PinnedRegion.to_dict() dicts.")
+    compare = param.Selector(default="off", objects=["off", "blink", "difference"], doc="Compare mode.")
+    reference_key = param.String(
+        default=None, allow_None=True, doc="Reference frame of compare and region changes (None: the previous).",
+    )
+    blink_interval = param.Number(default=1.0, bounds=(0.25, 30.0), doc="Seconds between blinks.")
+
     # -- histogram and profile
     clip_percent = param.Selector(default=0.001, objects=list(CLIP_CHOICES.values()))
     log_counts = param.Boolean(default=False, doc="Logarithmic histogram counts.")
