@@ -264,6 +264,19 @@ def test_a_row_measured_while_the_history_is_read_is_not_lost(store, service, ro
     assert [r["key"] for r in session.history] == [f"data/n{i}.fits" for i in range(4)]
 
 
+def test_after_a_failed_history_read_new_rows_still_reach_the_timeline(store, service, monkeypatch):
+    session = Session(store=store, quality_service=service, directory="data")
+
+    def broken(directory=None):
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(service.history, "rows", broken)
+    session.load_history()  # fails: logged, nothing shown yet
+    assert session.history == []
+    session.take_quality(service.history.latest("data/n2.fits"))  # the next quality event
+    assert [r["key"] for r in session.history] == ["data/n2.fits"]
+
+
 # ---------------------------------------------------------------- timeline
 
 

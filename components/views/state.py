@@ -612,13 +612,14 @@ class Session(param.Parameterized):
     poll_history = load_history
 
     def _history_read(self, directory, rows, error) -> None:
-        if error is not None:
-            log.warning("reading the quality history failed: %s", error)
-            return
         if directory != self.directory:
             return  # the observer changed folder meanwhile: that read is on its way
-        log.debug("session %x: history of %r read: %s + early %s", id(self), directory,
-                  [row.get("key") for row in rows or []], [row.get("key") for row in self._history_early])
+        if error is not None:
+            log.warning("reading the quality history failed: %s", error)
+            rows = list(self.history)  # keep what is shown; events keep adding to it
+        elif log.isEnabledFor(logging.DEBUG):  # the lists are the whole history: build them only then
+            log.debug("session %x: history of %r read: %s + early %s", id(self), directory,
+                      [row.get("key") for row in rows], [row.get("key") for row in self._history_early])
         for row in self._history_early:
             rows = merge_history(rows, row)
         self._history_for, self._history_reading, self._history_early = directory, None, []
