@@ -1,10 +1,13 @@
 """The jobs service of a server process: the Dask client, the job table and the runner.
 
-The Dask client is made in a background thread when the server starts, so the
-server answers at once: the embedded default is a ``LocalCluster`` of
-``QA_DASK_WORKERS`` worker processes; with ``QA_DASK_SCHEDULER`` the client
-connects to that existing scheduler instead (and keeps trying while it is
-unreachable; jobs wait, pending). Jobs run one at a time in the runner's
+The Dask client is made in a background thread, so the server answers at once.
+The embedded default, a ``LocalCluster`` of ``QA_DASK_WORKERS`` worker
+processes, is started when the first job needs it: an idle scheduler and its
+workers cost a few percent of a core for ever (heartbeats, work stealing,
+memory monitors), which a server nobody asks for a job must not pay. With
+``QA_DASK_SCHEDULER`` the client connects to that existing scheduler a few
+seconds after start-up (and keeps trying while it is unreachable; jobs wait,
+pending). Jobs run one at a time in the runner's
 thread; their tasks run on the workers.
 """
 
@@ -25,8 +28,8 @@ log = logging.getLogger("quickanalysis.jobs")
 
 # Seconds between two attempts to reach an unreachable scheduler.
 _RETRY = 3.0
-# Seconds after start-up before Dask is started without a job asking for it:
-# importing distributed and spawning workers must not slow the server's first answers.
+# Seconds after start-up before the client connects to a QA_DASK_SCHEDULER without a
+# job asking for it: importing distributed must not slow the server's first answers.
 _CONNECT_AFTER = 10.0
 
 
@@ -126,7 +129,8 @@ class JobsService:
         return self._client
 
     def _connect(self) -> None:
-        self._wanted.wait(_CONNECT_AFTER)
+        # The local cluster only for a job; an external scheduler at once (it costs us nothing).
+        self._wanted.wait(_CONNECT_AFTER if self.settings.dask_scheduler else None)
         if self._stop.is_set():
             return
         from distributed import Client, LocalCluster

@@ -133,7 +133,7 @@ def test_pinned_region_stays_on_the_same_stars_when_the_pointing_shifts(dash, fr
     page.mode("Box", "Statistics box")
     page.drag((200, 150), (321, 251))
     page.box_stats((200, 150), (321, 251), SHAPE)
-    open_tab(page, "Pinned regions")
+    open_tab(page, "Pinned")
     page.page.get_by_role("button", name="Pin box", exact=True).click()
     rows = region_rows(page, "data/first.fits", lambda r: len(r) == 1 and r[0]["median"] is not None)
     first_median, first_stars = rows[0]["median"], rows[0]["stars"]
@@ -157,8 +157,8 @@ def test_ds9_region_file_round_trips(dash, chromium, server, tmp_path):  # noqa:
     # The dashboard answers a picked star by showing the Star profile tab. Wait for that answer:
     # a tab opened before it arrives is switched away from, and the Export DS9 button is then
     # hidden (visibility: hidden) with the rest of the Pinned regions tab.
-    page.page.locator(".bk-tab.bk-active", has_text="Star profile").wait_for()
-    open_tab(page, "Pinned regions")
+    page.page.locator(".bk-tab.bk-active", has_text="Star").wait_for()
+    open_tab(page, "Pinned")
     page.page.get_by_role("button", name="Pin star circle", exact=True).click()
     region_rows(page, "data/first.fits", lambda r: len(r) == 1)
     with page.page.expect_download() as download:
@@ -172,9 +172,10 @@ def test_ds9_region_file_round_trips(dash, chromium, server, tmp_path):  # noqa:
     circle = outlines(page, "qa-pinned-circles")
     other = open_page(Page(chromium, server), "?dir=data&image=data/first.fits")
     try:
-        open_tab(other, "Pinned regions")
+        open_tab(other, "Pinned")
         other.page.locator("input[type=file]").set_input_files(str(path))
-        rows = region_rows(other, "data/first.fits", lambda r: len(r) == 1)
+        # The row comes first, its measurement on the frame a moment later.
+        rows = region_rows(other, "data/first.fits", lambda r: len(r) == 1 and r[0]["median"] is not None)
         assert rows[0]["region"] == "star 1" and rows[0]["kind"] == "circle"
         other.page.wait_for_function(f"() => ({_OUTLINES_JS})('qa-pinned-circles').x.length == 1")
         again = outlines(other, "qa-pinned-circles")
@@ -231,7 +232,7 @@ def test_a_copied_link_restores_the_view_in_another_browser(dash, chromium, serv
     page.mode("Box", "Statistics box")
     page.drag((200, 150), (321, 251))
     page.box_stats((200, 150), (321, 251), SHAPE)
-    open_tab(page, "Pinned regions")
+    open_tab(page, "Pinned")
     page.page.get_by_role("button", name="Pin box", exact=True).click()
     region_rows(page, "data/first.fits", lambda r: len(r) == 1)
     page.page.locator("select").nth(4).select_option(label="viridis")  # colour map
@@ -260,7 +261,7 @@ def test_a_copied_link_restores_the_view_in_another_browser(dash, chromium, serv
         assert other.page.locator("select").nth(4).input_value() == "viridis"
         stats = other.settled(".qa-stats", "data-stats", lambda s: s.get("subregion") is not None)
         assert stats["subregion"] is not None
-        open_tab(other, "Pinned regions")
+        open_tab(other, "Pinned")
         rows = region_rows(other, "data/first.fits", lambda r: len(r) == 1)
         assert rows[0]["region"] == "box 1"
         restored = other.settled_state()
@@ -310,7 +311,7 @@ def test_screenshot_of_a_pinned_region_and_the_focus_curve(dash, server):
     page.mode("Box", "Statistics box")
     page.drag((380, 220), (560, 360))
     page.box_stats((380, 220), (560, 360), (600, 900))
-    open_tab(page, "Pinned regions")
+    open_tab(page, "Pinned")
     page.page.get_by_role("button", name="Pin box", exact=True).click()
     region_rows(page, "focus/focus-012.fits", lambda r: len(r) == 1 and r[0]["median"] is not None)
     open_tab(page, "Region")

@@ -135,3 +135,35 @@ def test_real_frames_give_finite_plausible_values(shared_data):
     result = quality(guide.data, guide.header, wcs=guide.wcs)
     assert result["star_count"] >= 5 and result["fwhm_px"] is not None
     assert result["pixel_scale"] == pytest.approx(0.48, rel=0.05)
+
+
+def test_moffat_jacobian_matches_finite_differences():
+    from components.core.quality import moffat_jacobian
+
+    r = np.linspace(0.0, 25.0, 200)
+    parameters = np.array([5000.0, 3.0, 2.5, 12.0])
+    analytic = moffat_jacobian(r, *parameters)
+    for column in range(4):
+        step = np.zeros(4)
+        step[column] = 1e-6 * max(abs(parameters[column]), 1.0)
+        numeric = (moffat(r, *(parameters + step)) - moffat(r, *(parameters - step))) / (2 * step[column])
+        np.testing.assert_allclose(analytic[:, column], numeric, rtol=1e-6, atol=1e-6)
+
+
+def test_star_fit_equals_the_bounded_numerical_fit():
+    """The fast Levenberg-Marquardt path answers what scipy's bounded fit without derivatives does."""
+    from scipy.optimize import curve_fit
+
+    from components.core.quality import MoffatFit
+
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[:61, :61]
+    image = moffat(np.hypot(xx - 30.3, yy - 29.8), 5000.0, 3.0, 2.5, 0.0) + 1000.0 + rng.normal(0, 30, (61, 61))
+    profile = star_profile(image, 30, 30, radius=25)
+    r, values, peak = profile.radius, profile.values, profile.peak
+    half = float(r[np.flatnonzero(values < peak / 2)[0]])
+    p0 = (peak, max(half / np.sqrt(2.0 ** (1.0 / 3.0) - 1.0), 0.3), 3.0, 0.0)
+    bounds = ((0.0, 0.05, 1.01, -peak), (10 * peak + 1, 10 * r[-1] + 1, 30.0, peak))
+    reference, _ = curve_fit(moffat, r, values, p0=p0, bounds=bounds, maxfev=400)
+    assert profile.fwhm == pytest.approx(MoffatFit(*reference).fwhm, rel=1e-5)
+    assert profile.fwhm == pytest.approx(2 * 3.0 * np.sqrt(2 ** (1 / 2.5) - 1), rel=0.02)

@@ -449,7 +449,7 @@ def test_the_dashboard_shows_the_quality_and_switches_tabs(session):
     assert dashboard.tabs.active == 0  # Region
     star = session.quality["stars"]
     session.select_star(star["x"][0], star["y"][0])
-    assert dashboard.tabs.active == dashboard._tab_names.index("Star profile")
+    assert dashboard.tabs.active == dashboard._tab_names.index("Star")
     session.box = (10.0, 10.0, 50.0, 40.0)
     assert dashboard.tabs.active == dashboard._tab_names.index("Region")
     from components.views.layout import _drag_hint

@@ -4,7 +4,9 @@ The pane talks to a *jobs service* handed in by the app (components never
 import app): any object with ``submit(body) -> job``, ``list_jobs() -> [job]``,
 ``cancel(job_id) -> job`` and ``dashboard_link`` (the Dask dashboard's URL or
 None). Jobs are the public views of :func:`components.jobs.public_view`. The
-pane reads them once a second on the page's own loop.
+pane reads them again when the process's bus announces a ``job`` event (a job
+submitted, started, advanced, ended), on the page's own loop: no polling, so
+an open tab costs nothing while no job runs.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import logging
 import panel as pn
 import param
 
+from components.events import bus
 from components.views.state import Session
 from components.views.style import STYLESHEET
 
-__all__ = ["JobsPane", "job_row_html", "JOB_KINDS", "REFRESH_MS"]
+__all__ = ["JobsPane", "job_row_html", "JOB_KINDS"]
 
 log = logging.getLogger("quickanalysis.views")
 
@@ -29,8 +32,6 @@ JOB_KINDS = {
     "Statistics of the box (CSV)": "export",
     "Night report": "report",
 }
-#: Milliseconds between two readings of the jobs.
-REFRESH_MS = 1000
 #: Jobs shown (the newest).
 MAX_JOBS = 12
 
@@ -117,11 +118,12 @@ class JobsPane(pn.viewable.Viewer):
         self.cancel_button = pn.widgets.Button(label="Cancel", color="default", variant="outline",
                                                width=80, margin=(24, 10, 5, 10))
         self.cancel_button.on_click(lambda event: self.cancel(self.cancel_select.value) if self.cancel_select.value else None)
-        self._callback = None
+        self._unsubscribe = None
+        self._refresh_due = False
         self.refresh()
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
-            self._callback = pn.state.add_periodic_callback(self.refresh, period=REFRESH_MS)
+            self._unsubscribe = bus().subscribe(self._on_job_event, "job")
             pn.state.on_session_destroyed(self._destroyed)
 
     # ---------------------------------------------------------------- actions
@@ -196,13 +198,29 @@ class JobsPane(pn.viewable.Viewer):
         if self.dashboard.object != text:
             self.dashboard.object = text
 
+    def _on_job_event(self, event) -> None:
+        """A job changed (in the publisher's thread): read the jobs once on the page's loop.
+
+        A burst of progress events while a refresh is already due adds none.
+        """
+        if self._refresh_due:
+            return
+        self._refresh_due = True
+
+        def run():
+            self._refresh_due = False
+            self.refresh()
+
+        scheduler = getattr(self.session, "scheduler", None)
+        if scheduler is None:
+            run()
+        else:
+            scheduler(run)
+
     def _destroyed(self, session_context) -> None:
-        if self._callback is not None:
-            try:
-                self._callback.stop()
-            except Exception:
-                pass
-            self._callback = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     def __panel__(self):
         return pn.Column(

@@ -183,8 +183,8 @@ class Dashboard(pn.viewable.Viewer):
                 pn.Column(self.statistics, **card), pn.Column(self.histogram, **card),
                 pn.Column(self.profile, **card), sizing_mode="stretch_width",
             )),
-            ("Star profile", pn.Column(pn.Column(self.star_profile, **card), sizing_mode="stretch_width")),
-            ("FITS header", pn.Column(pn.Column(self.header, **card), sizing_mode="stretch_width")),
+            ("Star", pn.Column(pn.Column(self.star_profile, **card), sizing_mode="stretch_width")),
+            ("Header", pn.Column(pn.Column(self.header, **card), sizing_mode="stretch_width")),
             *self.sky.tabs(card),
         )
         if self.jobs is not None:
@@ -192,7 +192,7 @@ class Dashboard(pn.viewable.Viewer):
             tabs += (("Jobs", pn.Column(pn.Column(self.jobs_pane, **card), sizing_mode="stretch_width")),)
         self._tab_names = [name for name, _ in tabs]
         self.tabs = pn.Tabs(
-            *tabs, dynamic=False, sizing_mode="stretch_width", margin=(0, 0), stylesheets=[_TABS_STYLE],
+            *tabs, dynamic=True, sizing_mode="stretch_width", margin=(0, 0), stylesheets=[_TABS_STYLE],
         )
 
     def _region_drawn(self, *events):
@@ -201,7 +201,7 @@ class Dashboard(pn.viewable.Viewer):
 
     def _star_picked(self, event):
         if event.new is not None:
-            self.tabs.active = self._tab_names.index("Star profile")
+            self.tabs.active = self._tab_names.index("Star")
 
     def _directory_chosen(self, event):
         if getattr(self, "_updating_frames", False):
