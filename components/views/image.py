@@ -318,8 +318,6 @@ class ImageView(pn.viewable.Viewer):
         self._handles: dict = {}
         #: Callables given each new Bokeh figure (overlays of other views: pinned regions).
         self.figure_hooks: list = []
-        #: Callables called with no argument after the observer zoomed or panned (the link).
-        self.range_hooks: list = []
         #: Callable returning what to show instead of the session's image (None: the image).
         self.display_source = None
         # One formatter for every field: the format name says what to show.
@@ -609,8 +607,6 @@ class ImageView(pn.viewable.Viewer):
         """Remember the view, to restore it when the plot is rebuilt (orientation toggle)."""
         if x_range is not None and y_range is not None and None not in (*x_range, *y_range):
             self._ranges = (tuple(sorted(x_range)), tuple(sorted(y_range)))
-            for hook in self.range_hooks:
-                hook()
 
     def _on_line_drawn(self, data=None, **_):
         line = _line_from(data)

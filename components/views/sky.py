@@ -6,8 +6,8 @@ timeline, page-ready re-sends).
 
 The link: the frame, folder, follow, zoom and pan, interval, stretch, colour
 map, line, box, pinned regions and compare mode are written to the page's
-query string as the observer works (each time what the link holds changes,
-with ``pn.state.location``; no polling), and :func:`link_options` parses them back (called by
+query string as the observer works (once a second at most, with
+``pn.state.location``), and :func:`link_options` parses them back (called by
 ``app.main.query_options``), so a copied link opened elsewhere shows the
 same view. Query names:
 
@@ -41,11 +41,8 @@ __all__ = ["SkyPanes", "link_options", "link_query", "query_argument", "COPY_LIN
 
 log = logging.getLogger("quickanalysis.views")
 
-#: The session's parameters the link holds (see :func:`link_query`).
-LINK_PARAMETERS = (
-    "directory", "key", "follow", "interval", "stretch", "cmap", "line", "box", "pinned",
-    "compare", "reference_key", "blink_interval",
-)
+# Milliseconds between two looks at the state the link must hold.
+_LINK_PERIOD = 1000
 #: Width of the pointing-drift card beside the quality timeline (pixels).
 DRIFT_WIDTH = 330
 
@@ -197,21 +194,14 @@ class SkyPanes(param.Parameterized):
             view.figure_hooks.append(self.regions.draw_on)
         self.copy_link = pn.widgets.Button(label="Copy link", width=100, margin=(24, 10, 5, 10))
         self.copy_link.js_on_click(args={"button": self.copy_link}, code=COPY_LINK_JS)
+        self._callback = None
         self._pending_view = None
-        self._location = None
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
             self._pending_view = parse_view(pn.state.session_args or {})
             if self._pending_view is not None:
                 session.param.watch(self._restore_view, "image")
-            # Written when what it holds changes, once the page is connected (a
-            # change of the query string sent before would not reach the page).
-            self._location = pn.state.location
-            session.param.watch(self._link_changed, list(LINK_PARAMETERS))
-            if view is not None:
-                view.range_hooks.append(self._link_changed)
-            pn.state.onload(self._page_loaded)
-        self._loaded = False
+            self._callback = pn.state.add_periodic_callback(self.write_link, period=_LINK_PERIOD)
 
     # ---------------------------------------------------------------- link
 
@@ -228,17 +218,9 @@ class SkyPanes(param.Parameterized):
     def query(self) -> dict:
         return link_query(self.session, self.ranges())
 
-    def _page_loaded(self) -> None:
-        self._loaded = True
-        self.write_link()
-
-    def _link_changed(self, *events) -> None:
-        if self._loaded:
-            self.write_link()
-
     def write_link(self) -> None:
         """Put the view's state in the page's query string (when the page's differs)."""
-        location = self._location if self._location is not None else pn.state.location
+        location = pn.state.location
         if location is None:
             return
         search = "?" + urlencode(self.query())
