@@ -192,7 +192,7 @@ class Dashboard(pn.viewable.Viewer):
             tabs += (("Jobs", pn.Column(pn.Column(self.jobs_pane, **card), sizing_mode="stretch_width")),)
         self._tab_names = [name for name, _ in tabs]
         self.tabs = pn.Tabs(
-            *tabs, dynamic=True, sizing_mode="stretch_width", margin=(0, 0), stylesheets=[_TABS_STYLE],
+            *tabs, dynamic=False, sizing_mode="stretch_width", margin=(0, 0), stylesheets=[_TABS_STYLE],
         )
 
     def _region_drawn(self, *events):
