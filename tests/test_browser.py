@@ -606,8 +606,8 @@ def test_a_new_frame_appears_and_every_pane_updates_without_a_reload(dash, serve
     assert (profile["start"], profile["end"]) == (line["start"], line["end"])
     histogram = page.meta("[data-histogram]", "data-histogram")
     assert histogram["subregion"] == box["subregion"]
-    # The header pane shows the new frame's cards (its OBJECT is unique to it). Side-column
-    # tabs are drawn when opened: open the Header tab as the observer would.
+    # The header pane shows the new frame's cards (its OBJECT is unique to it), once its
+    # tab is opened as the observer would.
     page.page.locator(".bk-tab", has_text="Header").first.click()
     page.page.locator(".qa-header", has_text="NEWFRAME").wait_for(timeout=TIMEOUT)
     # Same zoom and pan; no reload of the page.

@@ -186,7 +186,7 @@ def test_clicking_a_star_shows_its_profile_and_fwhm(dash, server):
     assert profile["fwhm_px"] == pytest.approx(truth, rel=0.10)
     assert profile["fwhm_arcsec"] == pytest.approx(truth * 0.5, rel=0.10)  # 0.5"/px WCS
     caption = page.page.locator(".qa-star-fwhm")
-    caption.wait_for(state="visible")  # the Star profile tab came forward
+    caption.wait_for(state="visible")  # the Star tab came forward
     assert f"{profile['fwhm_px']:.2f} px" in caption.inner_text()
     # The profile's points and fitted curve are drawn, and the star is ringed on the image.
     page.page.wait_for_function(

@@ -154,9 +154,9 @@ def test_pinned_region_stays_on_the_same_stars_when_the_pointing_shifts(dash, fr
 def test_ds9_region_file_round_trips(dash, chromium, server, tmp_path):  # noqa: F811
     page = open_page(dash, "?dir=data&image=data/first.fits")
     page.page.locator(".bk-events").first.click(position={"x": 300, "y": 250})  # pick a star
-    # The dashboard answers a picked star by showing the Star profile tab. Wait for that answer:
+    # The dashboard answers a picked star by showing the Star tab. Wait for that answer:
     # a tab opened before it arrives is switched away from, and the Export DS9 button is then
-    # hidden (visibility: hidden) with the rest of the Pinned regions tab.
+    # hidden (visibility: hidden) with the rest of the Pinned tab.
     page.page.locator(".bk-tab.bk-active", has_text="Star").wait_for()
     open_tab(page, "Pinned")
     page.page.get_by_role("button", name="Pin star circle", exact=True).click()

@@ -151,7 +151,7 @@ def test_moffat_jacobian_matches_finite_differences():
 
 
 def test_star_fit_equals_the_bounded_numerical_fit():
-    """The fast Levenberg-Marquardt path answers what scipy's bounded fit without derivatives does."""
+    """The fit with the analytic Jacobian answers what scipy's bounded fit with numerical derivatives does."""
     from scipy.optimize import curve_fit
 
     from components.core.quality import MoffatFit

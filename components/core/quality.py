@@ -186,8 +186,8 @@ def _fit_moffat(r: np.ndarray, values: np.ndarray, peak: float) -> MoffatFit | N
     p0 = (peak, alpha0, beta0, 0.0)
     low = np.array([0.0, 0.05, 1.01, -abs(peak)])
     high = np.array([10 * peak + 1, 10 * r[-1] + 1, 30.0, abs(peak)])
-    # The analytic Jacobian: scipy's numerical one took most of the fit's time
-    # (0.15 s a star, most of a 61 MP frame's quality); the answer is the same.
+    # The analytic Jacobian: scipy's numerical one took most of a fit's time (one fit
+    # of a 2,800-pixel profile: 43.5 ms with it, 8.9 ms without); the answer is the same.
     try:
         params, _ = curve_fit(
             moffat, r, values, p0=p0, jac=moffat_jacobian, bounds=(low, high), maxfev=400,
