@@ -40,6 +40,11 @@ pn.extension(design="native", theme="dark", notifications=False)
 keep_stylesheets_local()  # no stylesheet from cdn.holoviz.org (see app/offline.py)
 hv.extension("bokeh", logo=False)
 hv.renderer("bokeh").theme = "dark_minimal"
+# Canvas, not WebGL (HoloViews' default since holoviz/holoviews#5708): the plots are an
+# image (not drawn by WebGL anyway) and small line and bar charts, and each paint of a
+# WebGL plot is copied back onto its canvas. Measured with bench/live.py-style profiling
+# of a new frame in Chromium: 1.7 s of the page's 6 s went to that copy (blit_webgl).
+hv.renderer("bokeh").webgl = False
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

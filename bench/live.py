@@ -389,6 +389,7 @@ def main(argv=None) -> None:
                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "QA_QUALITY": "0"}
                 s3_server = Server(work / "s3-root", env=env)
                 try:
+                    s3_server.warmed_up()  # idle means after the warm-up (kernels compiled)
                     s3 = idle_figures(browser, s3_server, args.tabs, args.idle)
                 finally:
                     s3_server.stop()

@@ -576,6 +576,45 @@ def test_a_slow_decode_shows_a_loading_state(dash, server):
     assert stats["median"] == statistics(big.data)["median"]
 
 
+_GLYPH_EXTENT_JS = """
+() => {
+  for (const doc of Bokeh.documents) {
+    for (const model of doc._all_models.values()) {
+      if (model.type == "GlyphRenderer" && model.glyph && model.glyph.type == "Image") {
+        const data = model.data_source.data;
+        return [data.dw[0], data.dh[0]];
+      }
+    }
+  }
+  return null;
+}
+"""
+
+
+def test_a_frame_of_another_size_is_shown_whole_with_square_pixels(dash, server):
+    page = dash
+    _frame(server.root / "sizes" / "small.fits", seed=5, shape=(200, 300))
+    page.open("?dir=sizes")
+    page.zoom_in((150.5, 100.5), below=200)
+    _frame(server.root / "sizes" / "wide.fits", seed=6, shape=(400, 1200))
+    page.page.locator(".qa-frame-name", has_text="wide.fits").wait_for(timeout=TIMEOUT)
+    page.wait_meta(".qa-stats", "data-stats", lambda m: m["count"] == 400 * 1200)
+    # The raster covers the whole new frame, and the view shows all of it.
+    page.page.wait_for_function(
+        f"() => {{ const e = ({_GLYPH_EXTENT_JS})(); return e && e[0] == 1200 && e[1] == 400; }}",
+        timeout=TIMEOUT,
+    )
+    state = page.settled_state()
+    (x0, x1), (y0, y1) = sorted(state["x_range"]), sorted(state["y_range"])
+    assert x0 <= 0.5 and x1 >= 1199.5 and y0 <= 0.5 and y1 >= 399.5
+    # Square screen pixels: one range is the frame's, the other widened to keep the aspect.
+    width, height = state["frame"][2], state["frame"][3]
+    assert (x1 - x0) / width == pytest.approx((y1 - y0) / height, rel=0.01)
+    assert (x0, x1) == pytest.approx((0, 1200), abs=0.5) or (y0, y1) == pytest.approx((0, 400), abs=0.5)
+    # Row 0 stays at the top (the y axis is still inverted).
+    assert state["y_range"][0] > state["y_range"][1]
+
+
 def test_a_new_frame_appears_and_every_pane_updates_without_a_reload(dash, server):
     page = dash
     page.open("?dir=data")

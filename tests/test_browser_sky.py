@@ -118,8 +118,16 @@ def outlines(page: Page, name: str = "qa-pinned-boxes") -> dict | None:
     return page.page.evaluate(_OUTLINES_JS, name)
 
 
-def open_tab(page: Page, name: str) -> None:
+def open_tab(page: Page, name: str, shows: str | None = None) -> None:
+    """Open a side-column tab; with ``shows``, wait until that selector is on screen in it.
+
+    Tabs are drawn when opened: the tab's content comes from the server, and
+    the page lays itself out again when it lands.
+    """
     page.page.get_by_text(name, exact=True).first.click()
+    page.page.locator(".bk-tab.bk-active", has_text=name).first.wait_for(timeout=60_000)
+    if shows is not None:
+        page.page.locator(shows).first.wait_for(timeout=60_000)
 
 
 def pick_frame(page: Page, name: str) -> None:
@@ -194,7 +202,7 @@ def _showing(page: Page) -> str | None:
 
 def test_blink_alternates_the_shown_frame_and_keeps_the_view(dash):
     page = open_page(dash, "?dir=data&image=data/second.fits&compare=blink&blink=1")
-    open_tab(page, "Compare")
+    open_tab(page, "Compare", shows=".qa-compare-showing")
     before = page.settled_state()
     seen, changes = [], []
     deadline = time.monotonic() + 30

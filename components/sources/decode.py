@@ -428,7 +428,7 @@ def _decode_tile(plan: dict, index: int, out: np.ndarray, rice: Callable) -> Non
 
 
 def _decode_rows(plan: dict, image: np.ndarray, tile_rows: range, rice: Callable) -> None:
-    (height, width), (grid_y, grid_x) = plan["tile"], plan["grid"]
+    (height, width), grid_x = plan["tile"], plan["grid"][1]
     for ty in tile_rows:
         for tx in range(grid_x):
             out = image[ty * height : (ty + 1) * height, tx * width : (tx + 1) * width]

@@ -24,6 +24,7 @@ line's segment), fed from the session without re-rendering the image.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 
@@ -55,6 +56,8 @@ STAR_COLOR = "#39cccc"
 PICKED_COLOR = "#ffdc00"
 # Nodes per side of the grid of sky positions the hover interpolates.
 _WCS_GRID = 33
+#: Tags of the figure that tell the page the server moved the view (see ImageView.show_ranges).
+_VIEW_COUNTER = itertools.count(1)
 
 Frame = hv.streams.Stream.define("Frame", token=0)
 
@@ -438,6 +441,7 @@ class ImageView(pn.viewable.Viewer):
             aspect = CustomJS(code=ASPECT_JS, args={"figure": figure})
             figure.js_on_change("inner_width", aspect)
             figure.js_on_change("inner_height", aspect)
+            figure.js_on_change("tags", aspect)  # the server moved the view (show_ranges)
             figure.js_on_event("reset", aspect)
             for tool in figure.tools:
                 if type(tool).__name__ == "BoxZoomTool":
@@ -665,13 +669,55 @@ class ImageView(pn.viewable.Viewer):
         had_grid = self._grid.get("ok")
         self._update_grid()
         shape = self.session.shape
-        if shape != self._shape or bool(self._grid.get("ok")) != bool(had_grid):
+        figure = self._handles.get("figure")
+        if figure is None or shape is None:
             if shape != self._shape:
-                self._ranges = None  # another frame size: show the whole of it
+                self._ranges = None
             self._shape = shape
             self._rebuild()
+            return
+        if bool(self._grid.get("ok")) != bool(had_grid):
+            self._set_tooltips(figure)
+        if shape != self._shape:
+            # Another frame size: show the whole of it. The figure stays (building
+            # one costs seconds on the page's loop and in the browser); its ranges move.
+            self._shape = shape
+            rows, cols = shape
+            self.show_ranges((0, cols), (0, rows), reset=True)
         else:
             self._frame.event(token=self._frame.token + 1)
+
+    def show_ranges(self, x_range, y_range, reset: bool = False) -> None:
+        """Show the plot ranges ``x_range`` and ``y_range`` (each ``(low, high)``), square pixels kept.
+
+        Drawn already, the figure's ranges move at once; otherwise the first
+        drawing starts there. With ``reset`` the toolbar's reset returns there.
+        """
+        self._ranges = (tuple(sorted(x_range)), tuple(sorted(y_range)))
+        figure = self._handles.get("figure")
+        if figure is None:
+            if self._pane.object is not None:
+                self._rebuild()  # built but not drawn yet: build it again, starting there
+            return
+        (x0, x1), (y0, y1) = self._ranges
+        if not self.session.fits_orientation:
+            y0, y1 = y1, y0  # row 0 at the top: the y axis is inverted
+        x_update, y_update = dict(start=x0, end=x1), dict(start=y0, end=y1)
+        if reset:
+            x_update.update(reset_start=x0, reset_end=x1)
+            y_update.update(reset_start=y0, reset_end=y1)
+        figure.y_range.update(**y_update)
+        figure.x_range.update(**x_update)
+        # Ranges set here reach the stream only from the page: rasterize for them now.
+        self._range_stream.event(x_range=(x0, x1), y_range=tuple(sorted((y0, y1))))
+        # Last in the same patch: the page widens one range to square pixels (ASPECT_JS).
+        figure.tags = [*[tag for tag in figure.tags if not str(tag).startswith("qa-view-")],
+                       f"qa-view-{next(_VIEW_COUNTER)}"]
+
+    def _set_tooltips(self, figure) -> None:
+        for tool in figure.tools:
+            if isinstance(tool, HoverTool) and tool.description == self._make_hover().description:
+                tool.tooltips = self._tooltips()
 
     def _on_orientation(self, event):
         self._rebuild()

@@ -191,8 +191,10 @@ class Dashboard(pn.viewable.Viewer):
             self.jobs_pane = JobsPane(session=session, service=self.jobs)
             tabs += (("Jobs", pn.Column(pn.Column(self.jobs_pane, **card), sizing_mode="stretch_width")),)
         self._tab_names = [name for name, _ in tabs]
+        # dynamic: only the open tab is drawn, with the page and on each new frame; the
+        # others are drawn when opened (the page has a third of the plots to lay out).
         self.tabs = pn.Tabs(
-            *tabs, dynamic=False, sizing_mode="stretch_width", margin=(0, 0), stylesheets=[_TABS_STYLE],
+            *tabs, dynamic=True, sizing_mode="stretch_width", margin=(0, 0), stylesheets=[_TABS_STYLE],
         )
 
     def _region_drawn(self, *events):

@@ -22,7 +22,6 @@ import json
 import logging
 import math
 
-import numpy as np
 import panel as pn
 import param
 from bokeh.models import ColumnDataSource

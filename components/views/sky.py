@@ -209,8 +209,8 @@ class SkyPanes(param.Parameterized):
         """Zoom and pan of the link, once the first frame is on screen (its size resets the view)."""
         if self._pending_view is None or event.new is None or self.image_view is None:
             return
-        self.image_view._ranges, self._pending_view = self._pending_view, None
-        self.image_view._rebuild()
+        view, self._pending_view = self._pending_view, None
+        self.image_view.show_ranges(*view)
 
     def ranges(self):
         return self._pending_view or (self.image_view._ranges if self.image_view is not None else None)

@@ -8,6 +8,13 @@ document is serialized afterwards; it was serialized before). A change that
 lands in that window, e.g. the first frame's quality or the first reading of
 the history, would never reach the page, so each such view re-sends its
 models' current values from ``pn.state.onload`` (see ``Dashboard.start``).
+
+Upstream: holoviz/panel#8692 (events left on a Document that is not
+connected yet), fixed for held events by holoviz/panel#8698 in Panel 1.9.4,
+which this project runs. Changes to plain Bokeh models in that window are
+still lost with it: without this re-send (tried in this project with Panel
+1.9.4), ``tests/test_browser_quality.py::test_clicking_a_star_shows_its_profile_and_fwhm``
+waits in vain for the star circles of the first frame's measurement.
 """
 
 from __future__ import annotations
