@@ -56,6 +56,15 @@ _FIGURE_JS = """
   return [null, null];
 }
 """
+# The image figure's canvas has its element's size (see FIT_JS in components/views/image.py).
+_LAID_OUT_JS = f"""
+() => {{
+  const [figure, view] = ({_FIGURE_JS})();
+  if (figure == null || view.canvas_view == null) {{ return false; }}
+  const box = view.el.getBoundingClientRect(), canvas = view.canvas_view.bbox;
+  return box.height > 0 && Math.abs(box.height - canvas.height) < 1 && Math.abs(box.width - canvas.width) < 1;
+}}
+"""
 _STATE_JS = f"""
 () => {{
   const [figure, view] = ({_FIGURE_JS})();
@@ -162,10 +171,11 @@ class Page:
 
     @staticmethod
     def wait_ready(target) -> None:
-        """The frame is drawn: statistics shown and the image figure rendered."""
+        """The frame is drawn: statistics shown, the image figure rendered and laid out to its element."""
         target.wait_for_selector(".qa-stat-count", timeout=LOAD_TIMEOUT)
         target.wait_for_selector(".qa-frame-name", timeout=LOAD_TIMEOUT)
         target.wait_for_function(f"() => ({_STATE_JS})() !== null", timeout=LOAD_TIMEOUT)
+        target.wait_for_function(_LAID_OUT_JS, timeout=LOAD_TIMEOUT)
 
     def state(self) -> dict:
         return self.page.evaluate(_STATE_JS)
@@ -621,10 +631,13 @@ def test_a_new_frame_appears_and_every_pane_updates_without_a_reload(dash, serve
     page.zoom_in((450, 300), below=850)
     page.mode("Line", "Line profile")
     page.drag((300.5, 250.5), (520.5, 330.5))
-    line = page.settled(".qa-profile", "data-profile", lambda m: m["count"] > 200)
+    # The line's own profile, not one drawn on the way (see Page.box_stats), to 2 pixels.
+    end = ((520.5 - 0.5) / 899, (330.5 - 0.5) / 599)
+    line = page.settled(".qa-profile", "data-profile", lambda m: m["count"] > 200 and (
+        abs(m["end"][0] - end[0]) * 899 <= 2 and abs(m["end"][1] - end[1]) * 599 <= 2))
     page.mode("Box", "Statistics box")
     page.drag((320, 260), (480, 320))
-    box = page.settled(".qa-stats", "data-stats", lambda m: m["subregion"] is not None)
+    box = page.box_stats((320, 260), (480, 320), (600, 900))
     page.mode("Pan / zoom", "Pan")
     view = page.settled_state()
     loads = sum(1 for url in page.requests if urlparse(url).path in ("", "/"))

@@ -300,6 +300,36 @@ const run = () => {
 if (cb_obj != null && cb_obj.event_name === "reset") { setTimeout(run, 0); } else { run(); }
 """
 
+#: Lays the page out again when the figure's canvas is not its element's size.
+#: Workaround for holoviz/panel#4922 (a Bokeh plot keeps more room than it has
+#: until it is laid out again): measured in Chromium, the image's first layout
+#: took 5 px more height than its element had, and the next layout of the page,
+#: whenever something else changed, shrank the plot and moved the view (square
+#: pixels) under the observer's mouse. Runs on the figure's first sizes, when
+#: its element is resized, and once a second later; at most three layouts per
+#: element size, so a lasting difference cannot loop.
+FIT_JS = r"""
+const view = Bokeh.index.find_one(figure);
+if (view == null || view.canvas_view == null) { return; }
+if (view.__qa_fit == null) {
+  const state = view.__qa_fit = {size: null, tries: 0};
+  const fit = () => {
+    const box = view.el.getBoundingClientRect(), canvas = view.canvas_view.bbox;
+    if (!(box.width > 0 && box.height > 0)) { return; }
+    const size = Math.round(box.width) + "x" + Math.round(box.height);
+    if (size !== state.size) { state.size = size; state.tries = 0; }
+    if ((Math.abs(box.height - canvas.height) >= 1 || Math.abs(box.width - canvas.width) >= 1) && state.tries < 3) {
+      state.tries += 1;
+      view.invalidate_layout();
+    }
+  };
+  state.fit = fit;
+  new ResizeObserver(() => requestAnimationFrame(fit)).observe(view.el);
+  setTimeout(fit, 1000);
+}
+requestAnimationFrame(() => requestAnimationFrame(view.__qa_fit.fit));
+"""
+
 
 class ImageView(pn.viewable.Viewer):
     """The frame, its colorbar, hover, and the line and box the observer draws."""
@@ -442,6 +472,9 @@ class ImageView(pn.viewable.Viewer):
             figure.js_on_change("inner_width", aspect)
             figure.js_on_change("inner_height", aspect)
             figure.js_on_change("tags", aspect)  # the server moved the view (show_ranges)
+            fit = CustomJS(code=FIT_JS, args={"figure": figure})
+            figure.js_on_change("inner_width", fit)
+            figure.js_on_change("inner_height", fit)
             figure.js_on_event("reset", aspect)
             for tool in figure.tools:
                 if type(tool).__name__ == "BoxZoomTool":
