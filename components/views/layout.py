@@ -192,7 +192,8 @@ class Dashboard(pn.viewable.Viewer):
             tabs += (("Jobs", pn.Column(pn.Column(self.jobs_pane, **card), sizing_mode="stretch_width")),)
         self._tab_names = [name for name, _ in tabs]
         # dynamic: only the open tab is drawn, with the page and on each new frame; the
-        # others are drawn when opened (the page has a third of the plots to lay out).
+        # others are drawn when opened (the Star, Pinned and Focus plots are not laid
+        # out and painted with the page; 8 figures instead of 11).
         self.tabs = pn.Tabs(
             *tabs, dynamic=True, sizing_mode="stretch_width", margin=(0, 0), stylesheets=[_TABS_STYLE],
         )
