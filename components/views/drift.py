@@ -6,7 +6,6 @@ of the frame's centre, from its WCS); offsets by :func:`components.core.drift.po
 
 from __future__ import annotations
 
-
 import numpy as np
 import panel as pn
 import param

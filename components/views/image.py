@@ -56,6 +56,8 @@ STAR_COLOR = "#39cccc"
 PICKED_COLOR = "#ffdc00"
 # Nodes per side of the grid of sky positions the hover interpolates.
 _WCS_GRID = 33
+#: The image's hover tool, found again by this description when its tooltips change.
+_HOVER_DESCRIPTION = "Pixel value and sky position"
 #: Tags of the figure that tell the page the server moved the view (see ImageView.show_ranges).
 _VIEW_COUNTER = itertools.count(1)
 
@@ -397,7 +399,7 @@ class ImageView(pn.viewable.Viewer):
         return HoverTool(
             tooltips=self._tooltips(),
             formatters={"$x": self._hover, "$y": self._hover, "@image": self._hover},
-            description="Pixel value and sky position",
+            description=_HOVER_DESCRIPTION,
         )
 
     def _build(self):
@@ -749,7 +751,7 @@ class ImageView(pn.viewable.Viewer):
 
     def _set_tooltips(self, figure) -> None:
         for tool in figure.tools:
-            if isinstance(tool, HoverTool) and tool.description == self._make_hover().description:
+            if isinstance(tool, HoverTool) and tool.description == _HOVER_DESCRIPTION:
                 tool.tooltips = self._tooltips()
 
     def _on_orientation(self, event):
