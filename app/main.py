@@ -104,6 +104,10 @@ def create_app():
 
     dashboard = Dashboard(session=session, jobs=current_jobs_service())
     dashboard.start()
+    if pn.state.curdoc is not None:
+        from app.spare_pages import spare_hooks
+
+        spare_hooks(pn.state.curdoc, built=dashboard.doze, handed_out=dashboard.wake)
     layout = dashboard.__panel__()
     layout.dashboard = dashboard  # keep the session's objects alive with the page
     return layout

@@ -83,6 +83,23 @@ def tornado_settings() -> dict:
     return {"default_handler_class": NotFoundHandler, "transforms": [JsonErrors]}
 
 
+#: The views' static files (``components/views/static``), served under this path.
+STATIC_SLUG = "qa-static"
+
+
+def page_scripts() -> dict:
+    """Scripts every page loads after BokehJS (``pn.config.js_files``), relative to the page."""
+    import hashlib
+
+    from components.views import STATIC_DIR
+
+    scripts = {}
+    for path in sorted(STATIC_DIR.glob("*.js")):
+        version = hashlib.sha256(path.read_bytes()).hexdigest()[:12]  # a new file, a new URL
+        scripts[f"qa_{path.stem}"] = f"{STATIC_SLUG}/{path.name}?v={version}"
+    return scripts
+
+
 def serve(settings: Settings, show: bool = False) -> None:
     """Serve the dashboard at ``/`` and the REST API beside it, until interrupted."""
     set_settings(settings)
@@ -90,7 +107,16 @@ def serve(settings: Settings, show: bool = False) -> None:
     from app.main import create_app, start_process_services
 
     camera = start_process_services()
+    from app.spare_pages import SparePages, install
+    from app.state import get_feed
+
+    spares = SparePages(addresses=settings.spare_pages, quiet=settings.spare_quiet_seconds)
+    install(spares)
+    get_feed().subscribe(spares.activity)  # no spare is built while a new frame is being shown
     log.info("QuickAnalysis on http://%s:%d/ (root %s)", settings.address, settings.port, settings.root)
+    from components.views import STATIC_DIR
+
+    pn.config.js_files.update(page_scripts())
     try:
         pn.serve(
             {"/": create_app},
@@ -100,8 +126,10 @@ def serve(settings: Settings, show: bool = False) -> None:
             show=show,
             title="QuickAnalysis",
             extra_patterns=api_patterns(),
+            static_dirs={STATIC_SLUG: str(STATIC_DIR)},
             **tornado_settings(),
         )
     finally:
+        spares.stop()
         if camera is not None:
             camera.stop()

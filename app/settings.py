@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     pixel_scale: float | None = Field(
         default=None, description="Arcsec per pixel when neither WCS nor header gives one."
     )
+    spare_pages: int = Field(
+        default=2, ge=0,
+        description="Addresses (path and query) for which the next page's session is built ahead, "
+        "in a quiet moment (0: none).",
+    )
+    spare_quiet_seconds: float = Field(
+        default=8.0, gt=0,
+        description="Seconds without a page served, a page's message or a new frame before a spare page is built.",
+    )
     quality: bool = Field(
         default=True, description="Measure the quality of every new frame in the background."
     )

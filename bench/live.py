@@ -3,7 +3,8 @@
 Prints, for a server over a local folder:
 
 * page ready (frame drawn, statistics, histogram and quality filled) for a
-  first and a second observer on a warm server;
+  first observer on a warm server (a spare page, built in a quiet moment: see
+  app/spare_pages.py) and a second one right after (no spare: built on request);
 * box drawn -> statistics pane; line drawn -> profile pane; wheel zoom -> new raster;
 * a 9576 x 6388 uint16 ``.fits.fz`` moved into the folder -> its name shown,
   and -> every pane updated (statistics, histogram, profile, quality);
@@ -162,6 +163,17 @@ class Server:
         while "warm-up done" not in self.log.read_text() and time.monotonic() < deadline:
             time.sleep(0.5)
 
+    def logged(self, text: str) -> int:
+        """How many times the server's log has said ``text``."""
+        return self.log.read_text(errors="replace").count(text)
+
+    def spare_built(self, before: int, timeout: float = 120.0) -> bool:
+        """Wait for a spare page (app/spare_pages.py) built after ``before`` of them were."""
+        deadline = time.monotonic() + timeout
+        while self.logged("spare page ready") <= before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.logged("spare page ready") > before
+
     def listings(self) -> int:
         self.counts.unlink(missing_ok=True)
         self.process.send_signal(signal.SIGUSR1)
@@ -313,8 +325,11 @@ def idle_figures(browser, server: Server, tabs: int, seconds: float, query="?dir
     figures = {}
     try:
         for count in (1, tabs):
+            spares = server.logged("spare page ready")
             while len(pages) < count:
                 pages.append(open_page(browser, server.url, query)[0])
+            # Not idle yet: after pages are opened the server builds the next spare page once.
+            server.spare_built(spares)
             time.sleep(3)  # let the pages settle
             cpu, listings = server.idle(seconds)
             figures[count] = (cpu, listings)
@@ -356,10 +371,16 @@ def main(argv=None) -> None:
         server = Server(root)
         try:
             server.warmed_up()
+            spares = server.logged("spare page ready")
             warm, _ = open_page(browser, server.url)  # the warm-up page: kernels, first decode
             warm.close()
-            page, results["page ready, first observer (warm server)"] = open_page(browser, server.url)
-            second, results["page ready, second observer"] = open_page(browser, server.url)
+            # A warm server has served this address before and had a quiet moment: the page is
+            # a spare (app/spare_pages.py). The observer right after gets one built on request.
+            spare = server.spare_built(spares)
+            page, results["page ready, first observer (warm server" + (", spare page)" if spare else ")")] = \
+                open_page(browser, server.url)
+            second, results["page ready, second observer right after (built on request)"] = \
+                open_page(browser, server.url)
             second.close()
             results.update(interactions(page, shape))
             if not args.no_big:

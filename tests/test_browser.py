@@ -365,6 +365,13 @@ def test_page_loads_and_draws_the_frame_offline(dash, server):
                and urlparse(u).netloc != host]
     assert foreign == []
     assert any("/static/" in u for u in page.requests)  # Bokeh/Panel served locally
+    # The views' own script is served and in force (components/views/static/bokeh_visuals.js):
+    # BokehJS reads no visual property from CSS (bokeh/bokeh#15286).
+    script = [u for u in page.requests if "/qa-static/bokeh_visuals.js" in u]
+    assert script and requests.get(script[0], timeout=10).status_code == 200
+    assert page.page.evaluate(
+        "() => Bokeh.require('core/visuals/visual').VisualProperties.prototype._get_css_value.call(null, 'line-color')"
+    ) == ""
 
 
 def test_hover_shows_pixel_value_and_sky_position(dash, server):
@@ -503,6 +510,41 @@ def test_query_parameters_choose_frame_folder_and_follow(dash, server):
     assert not page.page.locator(".bk-Checkbox", has_text="Follow newest").locator("input").is_checked()
     stats = page.meta(".qa-stats", "data-stats")
     assert stats["count"] == 300 * 400
+
+
+def test_a_spare_page_shows_what_its_link_asks_for_and_the_frames_that_came_meanwhile(dash, chromium, server):
+    """The second visit of an address is answered with a session built in a quiet moment
+    (app/spare_pages.py) from the same query; a frame that arrived while it waited is shown."""
+    folder = server.root / "spare"
+    old = _frame(folder / "a.fits", seed=50, shape=(200, 300))
+    os.utime(old, (time.time() - 30,) * 2)
+    query = "?dir=spare&stretch=log"
+    log = server.log
+    ready_before = log.read_text().count("spare page ready")
+    first = Page(chromium, server).open(query)
+    assert first.page.locator(".qa-frame-name").inner_text() == "spare/a.fits"
+    first.close()
+    deadline = time.monotonic() + 120  # the server's quiet time, then the build
+    while log.read_text().count("spare page ready") <= ready_before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert log.read_text().count("spare page ready") > ready_before
+    # While the spare waits (following nothing), a new frame arrives in its folder.
+    _frame(folder / "b.fits", seed=51, shape=(250, 350))
+    time.sleep(1.5)  # the feed announces it
+    handed_before = log.read_text().count("spare page handed out")
+    page = dash.open(query)
+    assert log.read_text().count("spare page handed out") == handed_before + 1
+    name = page.page.locator(".qa-frame-name")
+    deadline = time.monotonic() + 30
+    while name.inner_text() != "spare/b.fits" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert name.inner_text() == "spare/b.fits"
+    assert page.page.locator(".bk-input-group", has_text="Stretch").locator("select").input_value() == "log"
+    assert page.settled(".qa-stats", "data-stats", lambda m: m["count"] == 250 * 350)["count"] == 250 * 350
+    # The page is live: a box drawn on it is measured.
+    page.mode("Box", "Statistics box")
+    page.drag((50, 50), (150, 120))
+    assert page.settled(".qa-stats", "data-stats", lambda m: m["subregion"] is not None)["subregion"]
 
 
 def test_the_page_works_inside_an_iframe_of_another_origin(dash, server):

@@ -10,3 +10,8 @@ import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend the 
 
 if _hv.Store.current_backend != "bokeh":
     _hv.Store.set_current_backend("bokeh")
+
+from pathlib import Path as _Path
+
+#: Scripts the served page loads after BokehJS (see app/server.py): workarounds in the browser.
+STATIC_DIR = _Path(__file__).with_name("static")

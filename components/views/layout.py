@@ -129,6 +129,8 @@ class Dashboard(pn.viewable.Viewer):
         session.param.watch(self._quality_shown, ["quality", "quality_pending", "quality_error", "star_result"])
         self._resend_due = False
         self._doc = None
+        self._events = None
+        self._dozing = False
         self._changes = 0
         self._frames_changed()
         self._error_changed()
@@ -341,6 +343,7 @@ class Dashboard(pn.viewable.Viewer):
             loop.add_callback(add)
 
         self._doc = doc
+        self._events = events
         session.scheduler = schedule
         if events is not None:
             session.connect(events)
@@ -380,6 +383,37 @@ class Dashboard(pn.viewable.Viewer):
 
     def _count_change(self, *events):
         self._changes += 1
+
+    def doze(self) -> None:
+        """Built ahead of its page (a spare page): follow nothing until :meth:`wake`.
+
+        Following would cost the pages in use a rasterization of each new frame.
+        """
+        self._dozing = True
+        self.session.disconnect()
+
+    def wake(self) -> None:
+        """This session now answers a page's request: catch up, then follow again.
+
+        What changed before now is in the document the page is about to pull;
+        only later changes need :meth:`_page_ready`'s re-send.
+        """
+        self._changes = 0
+        if not self._dozing:
+            return
+        self._dozing = False
+        session = self.session
+        if self._events is not None:
+            session.connect(self._events)
+
+        def catch_up():
+            session.refresh()  # the index in memory: the newest frame, no storage listing
+            session.load_history()
+
+        if session.scheduler is not None:
+            session.scheduler(catch_up)
+        else:
+            catch_up()
 
     def _page_ready(self):
         """The page is connected: re-send what plain Bokeh models got meanwhile (components.views.sync).

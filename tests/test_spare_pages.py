@@ -1,0 +1,125 @@
+"""Spare pages (app/spare_pages.py): the next page's session is built before it is asked for.
+
+A real Panel server in this process, over real HTTP; the app records every
+session it builds and the query arguments it was built with.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import panel as pn
+import pytest
+import requests
+from bokeh.util.token import get_session_id, get_token_payload
+
+from app.spare_pages import SparePages, install, spare_hooks
+from tests.conftest import free_port
+
+QUIET = 0.5
+
+
+def _token(page: str) -> str:
+    match = re.search(r'"token"\s*:\s*"([^"]+)"', page)
+    assert match, "the page carries no session token"
+    return match.group(1)
+
+
+def _wait(condition, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def served():
+    """``served(addresses) -> (url, pages, built)``: a server whose pages go through SparePages.
+
+    Each entry of ``built`` is a session's query arguments, plus ``"spare": True`` and
+    ``"handed out": True`` once :func:`spare_hooks` has called back for it.
+    """
+    started = []
+
+    def start(addresses: int):
+        built: list[dict] = []
+
+        def app():
+            arguments = {name: [v.decode() for v in values] for name, values in pn.state.session_args.items()}
+            built.append(arguments)
+            spare_hooks(pn.state.curdoc, built=lambda: arguments.update({"spare": True}),
+                        handed_out=lambda: arguments.update({"handed out": True}))
+            return pn.pane.Markdown(f"session {len(built)}")
+
+        pages = SparePages(addresses=addresses, quiet=QUIET)
+        uninstall = install(pages)
+        port = free_port()
+        try:
+            server = pn.serve({"/": app}, port=port, address="127.0.0.1", show=False, threaded=True,
+                              websocket_origin=[f"127.0.0.1:{port}"])
+            started.append((server, pages))
+            url = f"http://127.0.0.1:{port}"
+            _wait(lambda: _get(url + "/favicon.ico") is not None)  # any answer: the server is up
+        finally:
+            uninstall()  # its routes are built (in its thread): later servers get Panel's own handlers
+        return url, pages, built
+
+    yield start
+    for server, pages in started:
+        server.stop()
+
+
+def _get(url, **kwargs):
+    try:
+        return requests.get(url, timeout=30, **kwargs)
+    except requests.RequestException:
+        return None
+
+
+def test_the_next_page_of_an_address_is_its_spare_session(served):
+    url, pages, built = served(addresses=2)
+    first = _get(url + "/?folder=a", headers={"Cookie": "observer=first"})
+    assert first.status_code == 200 and len(built) == 1
+    spare = _wait(lambda: pages.ready())
+    assert len(built) == 2 and built[1] == {"folder": ["a"], "spare": True}  # built with no page asked for
+
+    second = _get(url + "/?folder=a")
+    assert second.status_code == 200
+    token = _token(second.text)
+    assert get_session_id(token) == next(iter(spare.values()))  # the page is the spare
+    assert get_session_id(token) != get_session_id(_token(first.text))
+    assert len(built) == 2 and pages.handed_out == 1
+    assert built[1].get("handed out") and not built[0].get("handed out") and not built[0].get("spare")
+    payload = get_token_payload(token)
+    # The first observer's cookie and headers do not travel to the next one.
+    assert payload["cookies"] == {} and payload["headers"] == {}
+    assert "observer=first" not in repr(payload)
+
+
+def test_another_address_is_built_on_request_and_gets_its_own_spare(served):
+    url, pages, built = served(addresses=2)
+    _get(url + "/?folder=a")
+    _wait(lambda: len(pages.ready()) == 1)
+    other = _get(url + "/?folder=b")
+    assert other.status_code == 200
+    assert built[-1] == {"folder": ["b"]} and pages.handed_out == 0  # not folder a's spare
+    _wait(lambda: len(pages.ready()) == 2)
+    assert sorted(arguments for _, arguments in pages.ready()) == [
+        (("folder", (b"a",)),), (("folder", (b"b",)),),
+    ]
+    # A third address: the one opened longest ago gives up its spare.
+    _get(url + "/?folder=c")
+    _wait(lambda: {arguments for _, arguments in pages.ready()} == {
+        (("folder", (b"b",)),), (("folder", (b"c",)),),
+    })
+
+
+def test_no_spare_is_built_when_spares_are_off(served):
+    url, pages, built = served(addresses=0)
+    assert _get(url + "/?folder=a").status_code == 200
+    time.sleep(QUIET * 6)
+    assert len(built) == 1 and pages.ready() == {}
