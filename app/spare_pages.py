@@ -14,9 +14,12 @@ to yet. Its expiration is blocked until it is handed out; its token carries
 the query arguments of its address but no request headers or cookies of the
 observer whose visit asked for it. Through :func:`spare_hooks` the app lets
 it doze (no following of new frames, which would cost the open pages a
-rasterization each) and wake when it is handed out. The spare is built only after ``quiet`` seconds without a page served,
-a message from a page, or a new frame, so building it does not hold up a page
-in use (today's ``GET /`` holds up every page for as long).
+rasterization each) and wake when it is handed out.
+
+A spare is built only after ``quiet`` seconds without a page served, a message
+from a page, or a new frame. Building it holds up the pages in use for as
+long as a ``GET /`` built on request does, so it waits for a moment when
+nobody is waiting for the server.
 
 :func:`install` puts the two handlers in Bokeh's per-application routes, as
 Panel itself does for its own handlers (``panel/io/server.py``).
@@ -31,7 +34,7 @@ import weakref
 from typing import Callable
 
 from bokeh.server.urls import per_app_patterns
-from bokeh.util.token import generate_jwt_token, generate_session_id
+from bokeh.util.token import generate_jwt_token, generate_session_id, get_token_payload
 from panel.io.server import DocHandler, WSHandler
 from tornado.ioloop import IOLoop, PeriodicCallback
 
@@ -50,18 +53,25 @@ _hooks: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # document ->
 
 def spare_hooks(document, built: Callable[[], None], handed_out: Callable[[], None]) -> None:
     """Callbacks (on the server's loop) for the session of ``document``, should it be a spare:
-    ``built`` once it is kept as one, ``handed_out`` when it answers a request."""
+    ``built`` once it is built as one (returning False: do not keep it, e.g. it shows an
+    error), ``handed_out`` when it answers a request. A spare without hooks is not kept."""
     if document is not None:
         _hooks[document] = {"built": [built], "handed_out": [handed_out]}
 
 
-def _run_hooks(document, moment: str) -> None:
-    hooks = _hooks.get(document) or {}
+def _run_hooks(document, moment: str) -> bool:
+    """Run the ``moment`` callbacks of ``document``; False if there were none or one refused."""
+    hooks = _hooks.get(document)
+    if hooks is None:
+        return False  # the app registered nothing: it did not finish building the page
+    keep = True
     for callback in hooks.pop(moment, ()):
         try:
-            callback()
+            keep = callback() is not False and keep
         except Exception:
             log.exception("spare page: a %s callback failed", moment)
+            keep = False
+    return keep
 
 
 def address_key(request) -> tuple:
@@ -109,7 +119,10 @@ class SparePages:
         if spare is None:
             return None
         session = spare[0]
-        if session.destroyed:
+        expiry = get_token_payload(session.token).get("session_expiry") or 0
+        # The token expires by the wall clock, the spare's age is counted on the monotonic one.
+        if session.destroyed or expiry - time.time() < 2 * CONNECT_GRACE:
+            session.unblock_expiration()
             return None
         self.handed_out += 1
         _run_hooks(session.document, "handed_out")
@@ -192,13 +205,18 @@ class SparePages:
             started = time.monotonic()
             session = await wanted["context"].create_session_if_needed(session_id, wanted["request"], token)
             session.block_expiration()
-            _run_hooks(session.document, "built")
+            keep = _run_hooks(session.document, "built")
             with self._lock:
-                if key in self._wanted and key not in self._spares:
+                if keep and key in self._wanted and key not in self._spares:
                     self._spares[key] = (session, time.monotonic())
                     session = None
-            if session is not None:  # no longer wanted while it was built
+            if session is not None:  # refused, or no longer wanted while it was built
                 session.unblock_expiration()
+                if not keep:  # not again until the address is asked for again
+                    with self._lock:
+                        self._wanted.pop(key, None)
+                log.info("spare page for %s built and not kept", key[0])
+                return
             self.built += 1
             log.info("spare page ready for %s in %.2f s", key[0], time.monotonic() - started)
         except Exception:  # a spare is an optimisation: the next page is then built as usual
@@ -219,7 +237,11 @@ def install(pages: SparePages) -> Callable[[], None]:
     class SpareDocHandler(DocHandler):
         async def get_session(self):
             pages.activity()
-            key = address_key(self.request)
+            request = self.request
+            if any(name.startswith("bokeh-") for name in request.arguments or {}) or \
+                    "Bokeh-Session-Id" in request.headers:
+                return await super().get_session()  # a given session: Bokeh's own checks
+            key = address_key(request)
             session = pages.take(key)
             if session is None:
                 session = await super().get_session()

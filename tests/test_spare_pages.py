@@ -51,8 +51,11 @@ def served():
         def app():
             arguments = {name: [v.decode() for v in values] for name, values in pn.state.session_args.items()}
             built.append(arguments)
-            spare_hooks(pn.state.curdoc, built=lambda: arguments.update({"spare": True}),
-                        handed_out=lambda: arguments.update({"handed out": True}))
+            def kept():
+                arguments["spare"] = True
+                return arguments.get("folder") != ["broken"]  # as a page showing an error refuses
+
+            spare_hooks(pn.state.curdoc, built=kept, handed_out=lambda: arguments.update({"handed out": True}))
             return pn.pane.Markdown(f"session {len(built)}")
 
         pages = SparePages(addresses=addresses, quiet=QUIET)
@@ -123,3 +126,13 @@ def test_no_spare_is_built_when_spares_are_off(served):
     assert _get(url + "/?folder=a").status_code == 200
     time.sleep(QUIET * 6)
     assert len(built) == 1 and pages.ready() == {}
+
+
+def test_a_spare_that_refuses_is_not_kept_and_the_next_page_is_built_on_request(served):
+    url, pages, built = served(addresses=2)
+    assert _get(url + "/?folder=broken").status_code == 200
+    _wait(lambda: len(built) >= 2)  # built in the quiet moment...
+    time.sleep(QUIET * 6)
+    assert pages.ready() == {} and len(built) == 2  # ...not kept, and not built again and again
+    assert _get(url + "/?folder=broken").status_code == 200
+    assert pages.handed_out == 0 and not any(b.get("handed out") for b in built)

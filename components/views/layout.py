@@ -384,13 +384,17 @@ class Dashboard(pn.viewable.Viewer):
     def _count_change(self, *events):
         self._changes += 1
 
-    def doze(self) -> None:
+    def doze(self) -> bool:
         """Built ahead of its page (a spare page): follow nothing until :meth:`wake`.
 
         Following would cost the pages in use a rasterization of each new frame.
+        Returns False when the session shows an error: better built afresh for its page.
         """
+        if self.session.error:
+            return False
         self._dozing = True
         self.session.disconnect()
+        return True
 
     def wake(self) -> None:
         """This session now answers a page's request: catch up, then follow again.
