@@ -103,7 +103,6 @@ class SparePages:
         self._last_activity = time.monotonic()
         self._timer: PeriodicCallback | None = None
         self._lock = threading.Lock()
-        self.built = 0
         self.handed_out = 0
 
     # ---------------------------------------------------------------- signals
@@ -217,7 +216,6 @@ class SparePages:
                         self._wanted.pop(key, None)
                 log.info("spare page for %s built and not kept", key[0])
                 return
-            self.built += 1
             log.info("spare page ready for %s in %.2f s", key[0], time.monotonic() - started)
         except Exception:  # a spare is an optimisation: the next page is then built as usual
             log.exception("spare page for %s not built", key)

@@ -530,7 +530,7 @@ def test_a_spare_page_shows_what_its_link_asks_for_and_the_frames_that_came_mean
     assert log.read_text().count("spare page ready") > ready_before
     # While the spare waits (following nothing), a new frame arrives in its folder.
     _frame(folder / "b.fits", seed=51, shape=(250, 350))
-    time.sleep(1.5)  # the feed announces it
+    time.sleep(1.5)  # the feed announces it once its size holds for FrameFeed.look (0.1 s)
     handed_before = log.read_text().count("spare page handed out")
     page = dash.open(query)
     assert log.read_text().count("spare page handed out") == handed_before + 1
