@@ -107,7 +107,8 @@ def create_app():
     if pn.state.curdoc is not None:
         from app.spare_pages import spare_hooks
 
-        spare_hooks(pn.state.curdoc, built=dashboard.doze, handed_out=dashboard.wake)
+        spare_hooks(pn.state.curdoc, built=dashboard.doze, handed_out=dashboard.wake,
+                    left=dashboard.leave, returned=dashboard.come_back)
     layout = dashboard.__panel__()
     layout.dashboard = dashboard  # keep the session's objects alive with the page
     return layout

@@ -32,6 +32,7 @@ from components.core.focus import focus_position
 from components.core.quality import QualityThresholds, quality
 from components.errors import QuickAnalysisError
 from components.events import EventBus, bus
+from components.foreground import foreground
 from components.sources import FrameStore, Image
 from components.sources.cache import Memo, executor
 from components.sources.history import QualityHistory
@@ -43,6 +44,8 @@ log = logging.getLogger("quickanalysis.quality")
 #: What a new tab shows first (the Session's defaults): prepared for every frame announced.
 PREPARED_CLIP = 0.001
 PREPARED_INTERVAL = "zscale"
+#: Longest wait (seconds) of a measurement for the pages showing a frame (components.foreground).
+FOREGROUND_WAIT = 3.0
 
 
 def observed_time(image: Image, fallback: datetime) -> float:
@@ -252,6 +255,8 @@ class QualityService:
 
     def _measure(self, info, hdu, region) -> dict:
         image = self.store.load(info.key, hdu, info=info)
+        # Pages showing a frame first: measuring holds the GIL for long stretches.
+        foreground.wait_quiet(timeout=FOREGROUND_WAIT)
         data, dx, dy = image.data, 0, 0
         if region is not None:  # subregion()'s own span rule gives the offset of the stars
             rows, columns = subregion_slices(image.data.shape, *region)

@@ -16,6 +16,12 @@ observer whose visit asked for it. Through :func:`spare_hooks` the app lets
 it doze (no following of new frames, which would cost the open pages a
 rasterization each) and wake when it is handed out.
 
+The same hooks let a session whose last page has closed doze too (``left``):
+Bokeh discards it only after its unused lifetime (15 to 32 s by default), and
+meanwhile it would render every new frame for nobody, while the observer who
+reloaded waits for the new page. It wakes should a page connect to it again
+(``returned``).
+
 A spare is built only after ``quiet`` seconds without a page served, a message
 from a page, or a new frame. Building it holds up the pages in use for as
 long as a ``GET /`` built on request does, so it waits for a moment when
@@ -51,21 +57,27 @@ CONNECT_GRACE = 60
 _hooks: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # document -> {moment: [callbacks]}
 
 
-def spare_hooks(document, built: Callable[[], None], handed_out: Callable[[], None]) -> None:
-    """Callbacks (on the server's loop) for the session of ``document``, should it be a spare:
-    ``built`` once it is built as one (returning False: do not keep it, e.g. it shows an
-    error), ``handed_out`` when it answers a request. A spare without hooks is not kept."""
+def spare_hooks(document, built: Callable[[], None], handed_out: Callable[[], None],
+                left: Callable[[], None] | None = None, returned: Callable[[], None] | None = None) -> None:
+    """Callbacks (on the server's loop) for the session of ``document``.
+
+    Should it be a spare: ``built`` once it is built as one (returning False: do
+    not keep it, e.g. it shows an error), ``handed_out`` when it answers a
+    request. A spare without hooks is not kept. Whatever it is: ``left`` each
+    time its last page closes, ``returned`` each time a page connects to it.
+    """
     if document is not None:
-        _hooks[document] = {"built": [built], "handed_out": [handed_out]}
+        _hooks[document] = {"built": [built], "handed_out": [handed_out],
+                            "left": [left] if left else [], "returned": [returned] if returned else []}
 
 
-def _run_hooks(document, moment: str) -> bool:
+def _run_hooks(document, moment: str, once: bool = True) -> bool:
     """Run the ``moment`` callbacks of ``document``; False if there were none or one refused."""
     hooks = _hooks.get(document)
     if hooks is None:
         return False  # the app registered nothing: it did not finish building the page
     keep = True
-    for callback in hooks.pop(moment, ()):
+    for callback in (hooks.pop(moment, ()) if once else list(hooks.get(moment, ()))):
         try:
             keep = callback() is not False and keep
         except Exception:
@@ -250,6 +262,19 @@ def install(pages: SparePages) -> Callable[[], None]:
         async def on_message(self, fragment):
             pages.activity()
             return await super().on_message(fragment)
+
+        async def _async_open(self, token):
+            await super()._async_open(token)
+            connection = self.connection
+            if connection is not None and connection._session is not None:
+                _run_hooks(connection.session.document, "returned", once=False)
+
+        def on_close(self):
+            connection = self.connection
+            session = connection._session if connection is not None else None
+            super().on_close()
+            if session is not None and session.connection_count == 0 and not session.destroyed:
+                _run_hooks(session.document, "left", once=False)
 
     original = list(per_app_patterns)
     per_app_patterns[:] = [

@@ -621,7 +621,11 @@ def test_a_slow_decode_shows_a_loading_state(dash, server):
     page.open("?dir=slow")
     big = star_field((4000, 6000), n_stars=200, seed=4)
     write_fits(big, server.root / "slow" / "big.fits.fz", compress=True)
-    page.page.wait_for_selector(".pn-loading", state="attached", timeout=TIMEOUT)
+    veiled = page.page.wait_for_selector(".pn-loading", state="attached", timeout=TIMEOUT)
+    # Veiled, without Panel's animated spinner (it cost the browser half a core).
+    veil, spinner = veiled.evaluate(
+        "el => [getComputedStyle(el, '::after').backgroundColor, getComputedStyle(el, '::before').display]")
+    assert veil.startswith("rgba") and spinner == "none"
     page.page.locator(".qa-frame-name", has_text="big.fits.fz").wait_for(timeout=TIMEOUT)
     page.page.wait_for_selector(".pn-loading", state="detached", timeout=TIMEOUT)
     stats = page.wait_meta(".qa-stats", "data-stats", lambda m: m["count"] == 4000 * 6000)

@@ -6,7 +6,9 @@ session it builds and the query arguments it was built with.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 import time
 
 import panel as pn
@@ -55,7 +57,11 @@ def served():
                 arguments["spare"] = True
                 return arguments.get("folder") != ["broken"]  # as a page showing an error refuses
 
-            spare_hooks(pn.state.curdoc, built=kept, handed_out=lambda: arguments.update({"handed out": True}))
+            def count(moment):
+                arguments[moment] = arguments.get(moment, 0) + 1
+
+            spare_hooks(pn.state.curdoc, built=kept, handed_out=lambda: arguments.update({"handed out": True}),
+                        left=lambda: count("left"), returned=lambda: count("returned"))
             return pn.pane.Markdown(f"session {len(built)}")
 
         pages = SparePages(addresses=addresses, quiet=QUIET)
@@ -136,3 +142,47 @@ def test_a_spare_that_refuses_is_not_kept_and_the_next_page_is_built_on_request(
     assert pages.ready() == {} and len(built) == 2  # ...not kept, and not built again and again
     assert _get(url + "/?folder=broken").status_code == 200
     assert pages.handed_out == 0 and not any(b.get("handed out") for b in built)
+
+
+class _PageSocket:
+    """A page's WebSocket, opened as BokehJS opens it (subprotocol ``bokeh`` and the token),
+    on a loop of its own; open once Bokeh's ACK has come (the connection then holds the session)."""
+
+    def __init__(self, url: str, token: str):
+        from tornado.websocket import websocket_connect
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+        async def open_socket():
+            socket = await websocket_connect(url.replace("http", "ws", 1) + "/ws", subprotocols=["bokeh", token])
+            return socket, await socket.read_message()
+
+        self.socket, ack = asyncio.run_coroutine_threadsafe(open_socket(), self.loop).result(30)
+        assert ack is not None, "no ACK: the server did not take the connection"
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.socket.close)
+        time.sleep(0.2)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_a_session_hears_when_its_last_page_leaves_and_when_one_comes_back(served):
+    url, pages, built = served(addresses=0)
+    page = _get(url + "/?folder=a")
+    token = _token(page.text)
+    first = _PageSocket(url, token)
+    _wait(lambda: built[0].get("returned") == 1)
+    assert "left" not in built[0]
+    first.close()
+    _wait(lambda: built[0].get("left") == 1)
+    # Two pages on one session: when one of them closes, the session still has a page.
+    second, third = _PageSocket(url, token), _PageSocket(url, token)
+    _wait(lambda: built[0].get("returned") == 3)
+    second.close()
+    time.sleep(0.5)
+    assert built[0]["left"] == 1
+    third.close()
+    _wait(lambda: built[0].get("left") == 2)

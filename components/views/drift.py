@@ -13,7 +13,7 @@ from bokeh.models import ColumnDataSource, HoverTool, Legend
 from bokeh.plotting import figure as bokeh_figure
 
 from components.core.drift import pointing_offsets
-from components.views.quality import time_format
+from components.views.quality import one_look, time_format
 from components.views.state import Session
 from components.views.sync import resend
 
@@ -58,7 +58,7 @@ class DriftPane(pn.viewable.Viewer):
         east = fig.line("time", "east", source=self.source, line_color=EAST_COLOR, line_width=2)
         north = fig.line("time", "north", source=self.source, line_color=NORTH_COLOR, line_width=2)
         dots = fig.scatter("time", "east", source=self.source, size=4, color=EAST_COLOR)
-        fig.scatter("time", "north", source=self.source, size=4, color=NORTH_COLOR)
+        one_look(east, north, dots, fig.scatter("time", "north", source=self.source, size=4, color=NORTH_COLOR))
         fig.add_layout(Legend(items=[("east", [east]), ("north", [north])], location="top_left",
                               label_text_font_size="10px", background_fill_alpha=0.3))
         fig.add_tools(HoverTool(renderers=[dots], tooltips=[

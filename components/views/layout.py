@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from datetime import timezone
@@ -11,6 +12,7 @@ import panel as pn
 import param
 
 from components.views import display
+from components.views.batch import adopt_stylesheets, held
 from components.views.alarms import AlarmPanel  # issue 10: alarm banner, timeline marks, postMessage
 from components.views.style import STYLESHEET
 from components.views.header import HeaderPane
@@ -316,11 +318,13 @@ class Dashboard(pn.viewable.Viewer):
         from tornado.ioloop import IOLoop
 
         loop = IOLoop.current()  # start() runs on the page's loop, while the page is built
+        # Once the page is in its document (the next tick), before any update reaches it.
+        doc.add_next_tick_callback(functools.partial(adopt_stylesheets, doc))
         def schedule(callback):
             def run():
                 # One held batch per update: the page gets one message, and Bokeh
-                # walks the document's models once instead of after every change.
-                with set_curdoc(doc), pn.io.hold(doc, freeze=True):
+                # walks the document's models at most once (components/views/batch.py).
+                with set_curdoc(doc), held(doc):
                     try:
                         callback()
                     except Exception:  # never let one frame end the session
@@ -362,7 +366,7 @@ class Dashboard(pn.viewable.Viewer):
 
         def resend():
             self._resend_due = False
-            with pn.io.hold(doc, freeze=True):
+            with held(doc):
                 self._resend_quality()
 
         try:
@@ -396,6 +400,21 @@ class Dashboard(pn.viewable.Viewer):
         self.session.disconnect()
         return True
 
+    def leave(self) -> None:
+        """The session's last page has closed: follow nothing until a page comes back.
+
+        Bokeh keeps the session for its unused lifetime; meanwhile following would
+        render every new frame for nobody, holding up the pages in use.
+        """
+        if not self._dozing:
+            self._dozing = True
+            self.session.disconnect()
+
+    def come_back(self) -> None:
+        """A page connected to this session: if it was left, catch up and follow again."""
+        if self._dozing and self._events is not None:
+            self._follow_again()
+
     def wake(self) -> None:
         """This session now answers a page's request: catch up, then follow again.
 
@@ -403,8 +422,10 @@ class Dashboard(pn.viewable.Viewer):
         only later changes need :meth:`_page_ready`'s re-send.
         """
         self._changes = 0
-        if not self._dozing:
-            return
+        if self._dozing:
+            self._follow_again()
+
+    def _follow_again(self) -> None:
         self._dozing = False
         session = self.session
         if self._events is not None:

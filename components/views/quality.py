@@ -28,7 +28,9 @@ import numpy as np
 import panel as pn
 import param
 from bokeh.models import (
+    BasicTicker,
     ColumnDataSource,
+    DatetimeTicker,
     DatetimeTickFormatter,
     HoverTool,
     Range1d,
@@ -320,11 +322,23 @@ def current_point(columns: dict, key: str | None) -> int | None:
 
 
 def time_format() -> DatetimeTickFormatter:
-    """Times of day (UTC) on the axis (a new model per figure: models belong to one page)."""
+    """Times of day (UTC) on the axis (a new model per page: models belong to one page)."""
     return DatetimeTickFormatter(
         seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hourmin="%H:%M", hours="%H:%M",
         days="%m-%d", months="%Y-%m", years="%Y", context=None, boundary_scaling=False,
     )
+
+
+def one_look(*renderers) -> None:
+    """Draw each renderer alike whatever is selected, and never muted.
+
+    Bokeh's glyph methods give every renderer its own selection, non-selection
+    and muted glyph models (three more per line or scatter); these plots need
+    none, and each model is built, sent and laid out on every page.
+    """
+    for renderer in renderers:
+        renderer.selection_glyph = renderer.nonselection_glyph = renderer.glyph
+        renderer.muted_glyph = None
 
 
 class QualityTimeline(pn.viewable.Viewer):
@@ -342,6 +356,11 @@ class QualityTimeline(pn.viewable.Viewer):
         self.source.selected.on_change("indices", self._on_select)
         self._x_range = Range1d(0, 1)
         self._y_ranges = {metric: Range1d(0, 1) for metric, *_ in TIMELINE_METRICS}
+        # One ticker and one formatter per axis kind for the four plots: a datetime
+        # ticker alone is 15 Bokeh models, each one built, sent and laid out per page.
+        self._x_ticker = DatetimeTicker(desired_num_ticks=4)
+        self._y_ticker = BasicTicker(desired_num_ticks=4)
+        self._x_format = time_format()
         self.figures = []
         self._spans = []
         for metric, title, _, _ in TIMELINE_METRICS:
@@ -369,26 +388,23 @@ class QualityTimeline(pn.viewable.Viewer):
         )
         fig.title.text_font_size = "11px"
         fig.title.text_font_style = "normal"
-        fig.xaxis.formatter = time_format()
+        fig.xaxis.formatter = self._x_format
         fig.xaxis.major_label_text_font_size = "10px"
         fig.yaxis.major_label_text_font_size = "10px"
-        fig.xaxis.ticker.desired_num_ticks = 4
-        fig.yaxis.ticker.desired_num_ticks = 4
+        fig.xaxis.ticker = fig.xgrid.ticker = self._x_ticker
+        fig.yaxis.ticker = fig.ygrid.ticker = self._y_ticker
         fig.xgrid.grid_line_alpha = 0.25
         fig.ygrid.grid_line_alpha = 0.25
-        fig.line("time", metric, source=self.source, line_color="#8b949e", line_alpha=0.6, line_width=1)
+        line = fig.line("time", metric, source=self.source, line_color="#8b949e", line_alpha=0.6, line_width=1)
         points = fig.scatter(
             "time", metric, source=self.source, size=8, fill_color=f"{metric}_color",
             line_color=f"{metric}_color", name=f"qa-timeline-points-{metric}",
-            # The selection is only a click: it must not dim the other points.
-            selection_fill_alpha=1.0, nonselection_fill_alpha=1.0,
-            selection_line_alpha=1.0, nonselection_line_alpha=1.0,
-            selection_fill_color=f"{metric}_color", nonselection_fill_color=f"{metric}_color",
-        )
-        fig.scatter(
+        )  # the selection is only a click: it must not dim the other points (below)
+        current = fig.scatter(
             "time", metric, source=self.current, size=15, fill_alpha=0.0, line_color=CURRENT_COLOR,
             line_width=2.5,
         )
+        one_look(line, points, current)
         span = Span(dimension="height", line_color=CURRENT_COLOR, line_alpha=0.5, line_dash="dashed",
                     location=None)
         fig.add_layout(span)

@@ -35,6 +35,7 @@ import param
 
 from components.core.quality import star_profile
 from components.errors import ImageNotFound, QuickAnalysisError
+from components.foreground import foreground
 from components.sources.cache import executor
 from components.sources.feed import ListingIndex
 from components.views import compute, coords, display
@@ -255,6 +256,7 @@ class Session(param.Parameterized):
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
+        foreground.done(self)  # nobody waits for what it reads now
 
     def _schedule(self, callback) -> None:
         scheduler = self.scheduler
@@ -486,6 +488,7 @@ class Session(param.Parameterized):
                 self._loaded(generation, info, hdu, arrived, image, None)
                 return
         self.loading = True
+        foreground.busy(self)  # until the batch showing it is over (see _loaded)
         self._submit(
             functools.partial(self._read, info, hdu),
             functools.partial(self._loaded, generation, info, hdu, arrived),
@@ -495,6 +498,9 @@ class Session(param.Parameterized):
         log.debug("read %s", info.key)
         if error is not None and not isinstance(error, QuickAnalysisError):
             log.error("reading %s failed", info.key, exc_info=error)
+        if generation == self._generation:  # not superseded by a read still in flight
+            # Shown in this batch: background work may go on once it is sent (the next tick).
+            self._schedule(functools.partial(foreground.done, self))
         shown = self._finish(generation, info, hdu, arrived, image, error)
         if not shown and error is not None:
             self.advance()  # go on with the next frame (failed ones are skipped)
