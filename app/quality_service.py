@@ -210,6 +210,9 @@ class QualityService:
             info = self._next()
             if info is None:
                 break
+            # Pages showing a frame first: measuring holds the GIL for long stretches. Only
+            # here, in the background: a page or an API request asking for it does not wait.
+            foreground.wait_quiet(timeout=FOREGROUND_WAIT)
             try:
                 self.record(info.key, info)
             except Exception:  # a bad frame must not end the worker
@@ -255,8 +258,6 @@ class QualityService:
 
     def _measure(self, info, hdu, region) -> dict:
         image = self.store.load(info.key, hdu, info=info)
-        # Pages showing a frame first: measuring holds the GIL for long stretches.
-        foreground.wait_quiet(timeout=FOREGROUND_WAIT)
         data, dx, dy = image.data, 0, 0
         if region is not None:  # subregion()'s own span rule gives the offset of the stars
             rows, columns = subregion_slices(image.data.shape, *region)

@@ -266,8 +266,9 @@ def install(pages: SparePages) -> Callable[[], None]:
         async def _async_open(self, token):
             await super()._async_open(token)
             connection = self.connection
-            if connection is not None and connection._session is not None:
-                _run_hooks(connection.session.document, "returned", once=False)
+            session = connection._session if connection is not None else None
+            if session is not None and not session.destroyed:
+                _run_hooks(session.document, "returned", once=False)
 
         def on_close(self):
             connection = self.connection

@@ -384,3 +384,57 @@ def test_a_frame_announced_again_after_a_failed_read_is_shown(served):
     _fits(broken, seed=4, shape=(200, 300))
     _until(lambda: session.key == "data/late.fits" and session.error == "", step=lambda: _pump(pending))
     assert session.image.data.shape == (200, 300)
+
+
+def test_a_page_reading_a_new_frame_holds_the_foreground_until_the_frame_is_shown(served):
+    from components.foreground import foreground
+
+    root, feed, store, service, events = served
+    pending: list = []
+    session = _session(store, feed, service, events, pending)
+    _until(lambda: session.image is not None, step=lambda: _pump(pending))
+    _pump(pending)
+    before = foreground.in_flight
+    _fits(root / "data" / "second.fits", seed=2, shape=(200, 300))
+    _until(lambda: session.loading, step=lambda: pending and pending.pop(0)())
+    assert foreground.in_flight == before + 1  # reading: background work waits
+    _until(lambda: session.key == "data/second.fits", step=lambda: _pump(pending))
+    _pump(pending)
+    assert foreground.in_flight == before  # shown: it may go on
+
+
+def test_the_background_measurement_waits_while_a_page_shows_a_frame(served, monkeypatch):
+    import threading
+
+    import app.quality_service
+    from components.foreground import foreground
+
+    root, feed, store, service, events = served
+    _until(lambda: service.measurements >= 1)  # the first frame
+
+    class Page:
+        pass
+
+    page = Page()
+    foreground.busy(page)
+    try:
+        _fits(root / "data" / "second.fits", seed=2, shape=(200, 300))
+        _until(lambda: feed.get("data/second.fits") is not None)
+        time.sleep(1.0)  # well within the service's longest wait (3 s)
+        assert service.measurements == 1
+    finally:
+        foreground.done(page)
+    _until(lambda: service.measurements == 2)
+    # A measurement somebody asks for (a page, the API) does not wait, however long the page is busy.
+    monkeypatch.setattr(app.quality_service, "FOREGROUND_WAIT", 3600.0)
+    foreground.busy(page)
+    try:
+        _fits(root / "data" / "third.fits", seed=3, shape=(200, 300))
+        _until(lambda: feed.get("data/third.fits") is not None)
+        results = []
+        asked = threading.Thread(target=lambda: results.append(service.measure("data/third.fits")), daemon=True)
+        asked.start()
+        asked.join(60)
+        assert results and results[0]["key"] == "data/third.fits"
+    finally:
+        foreground.done(page)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from bokeh.document import Document
-from bokeh.models import ColumnDataSource, Column, Div
+from bokeh.models import Column, Div
 
 from components.views.batch import held, models_frozen
 
@@ -27,7 +27,6 @@ def doc():
 
 def test_changing_values_only_walks_nothing(doc):
     column = doc.roots[0]
-    source = ColumnDataSource(data={"x": [1]})
     column.children = [*column.children, Div(text="b")]
     doc.walks.clear()
     with models_frozen(doc):
@@ -35,7 +34,6 @@ def test_changing_values_only_walks_nothing(doc):
         column.children[1].styles = {"color": "red"}
     assert doc.walks == []
     assert column.children[0].text == "changed"
-    assert source.document is None  # never attached: not in the graph
 
 
 def test_a_new_model_is_walked_once_at_the_end_and_belongs_to_the_document(doc):
@@ -87,6 +85,33 @@ def test_inside_a_plain_freeze_the_plain_freeze_walks(doc):
     assert doc.get_model_by_id(div.id) is div
 
 
+def test_a_nested_freeze_left_open_by_an_error_is_closed_at_the_end(doc):
+    column = doc.roots[0]
+    with pytest.raises(RuntimeError):
+        with models_frozen(doc):
+            doc.models._push_freeze()  # as Panel's freeze_doc leaves it when its block raises
+            raise RuntimeError("boom")
+    assert doc.models._freeze_count == 0
+    column.children = [*column.children, Div(text="after")]
+    assert doc.walks == [1]  # Bokeh walks again on its own
+
+
+def test_from_another_thread_it_is_bokehs_own_freeze(doc):
+    import threading
+
+    column = doc.roots[0]
+    seen = []
+
+    def other():
+        with models_frozen(doc):
+            seen.append("invalidate" in vars(doc.models))
+            column.children[0].text = "values only"
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert seen == [False] and doc.walks == [1]  # no note taken: Bokeh walks at the end
+
+
 def test_an_error_inside_still_unfreezes_and_walks(doc):
     column = doc.roots[0]
     div = Div(text="x")
@@ -109,9 +134,12 @@ def test_held_holds_the_documents_events_and_walks_only_if_needed(doc):
     assert doc.callbacks.hold_value is None
     assert doc.models._freeze_count == 0
     assert doc.walks == []
+    walked_while_held = []
+    original = doc.models.recompute
+    doc.models.recompute = lambda: (walked_while_held.append(doc.callbacks.hold_value), original())
     with held(doc):
         column.children = [*column.children, Div(text="new")]
-    assert doc.walks == [1]
+    assert walked_while_held == ["combine"]  # walked before the held message goes out
 
 
 @pytest.mark.parametrize("adopted", [False, True])

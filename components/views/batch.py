@@ -19,6 +19,7 @@ Upstream: bokeh/bokeh#11707 (open: the walk scales with the whole document).
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import panel as pn
 
@@ -46,28 +47,47 @@ def models_frozen(doc):
     if models is None or not hasattr(models, "_push_freeze"):
         yield
         return
-    outermost = "invalidate" not in vars(models)
-    if outermost:
-        dirty = []
+    if "invalidate" in vars(models):  # nested in another models_frozen: it walks at its end
+        models._push_freeze()
+        try:
+            yield
+        finally:
+            models._pop_freeze()
+        return
+    if threading.get_ident() != _loop_thread():
+        with models.freeze():  # the note on invalidate below is not thread-safe: Bokeh's own freeze
+            yield
+        return
+    base = models._freeze_count
+    dirty = []
+    try:
         models.invalidate = lambda: dirty.append(True)
         # Adding or removing a root freezes and walks without invalidating: compare them.
         roots = list(doc.roots)
-    models._push_freeze()
-    try:
+        models._push_freeze()
         yield
     finally:
-        models._freeze_count -= 1
-        if outermost:
-            del models.invalidate
-            # Inside a plain freeze (count > 0) that freeze walks at its own end.
-            if models._freeze_count == 0 and (dirty or list(doc.roots) != roots):
-                models.recompute()
+        vars(models).pop("invalidate", None)
+        # Also after an error in a nested Panel or Bokeh freeze, which does not unfreeze.
+        models._freeze_count = base
+        # Inside a plain freeze (count > 0) that freeze walks at its own end.
+        if base == 0 and (dirty or list(doc.roots) != roots):
+            models.recompute()
+
+
+def _loop_thread() -> int | None:
+    """The thread of the server's event loop (Panel's), where sessions' documents are changed."""
+    return pn.state._thread_id or threading.main_thread().ident
 
 
 @contextlib.contextmanager
 def held(doc):
-    """``pn.io.hold(doc)`` (one message to the page) inside :func:`models_frozen` (at most one walk)."""
-    with models_frozen(doc), pn.io.hold(doc):
+    """:func:`models_frozen` (at most one walk) inside ``pn.io.hold(doc)`` (one message to the page).
+
+    The walk comes before the message, as without a freeze: models new in the
+    batch are then synced with it, not sent whole again in later messages.
+    """
+    with pn.io.hold(doc), models_frozen(doc):
         yield
 
 

@@ -398,6 +398,7 @@ class Dashboard(pn.viewable.Viewer):
             return False
         self._dozing = True
         self.session.disconnect()
+        self.session.release_foreground()
         return True
 
     def leave(self) -> None:
@@ -409,6 +410,7 @@ class Dashboard(pn.viewable.Viewer):
         if not self._dozing:
             self._dozing = True
             self.session.disconnect()
+            self.session.release_foreground()
 
     def come_back(self) -> None:
         """A page connected to this session: if it was left, catch up and follow again."""
@@ -458,6 +460,7 @@ class Dashboard(pn.viewable.Viewer):
 
     def _destroyed(self, session_context):
         self.session.disconnect()
+        self.session.release_foreground()
         self.session.scheduler = None
         self._doc = None
 

@@ -100,6 +100,10 @@ def nearest_star(quality: dict | None, column: float, row: float, within: float)
     return float(xs[index]), float(ys[index])
 
 
+class _Read:
+    """A frame read in flight, as held by the foreground gate (components.foreground)."""
+
+
 class Session(param.Parameterized):
     """Everything one observer's dashboard shows, as parameters.
 
@@ -181,6 +185,7 @@ class Session(param.Parameterized):
         super().__init__(**params)
         self._failed: set[tuple] = set()
         self._generation = 0
+        self._reads: dict[int, _Read] = {}  # reads in flight, each holding the foreground gate
         self._wanted: tuple | None = None
         self._pinned = None
         self._lock = threading.Lock()
@@ -256,7 +261,17 @@ class Session(param.Parameterized):
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
-        foreground.done(self)  # nobody waits for what it reads now
+
+    def _release_read(self, generation=None) -> None:
+        """Foreground work of that read (of every read: None) is over (components.foreground)."""
+        for key in ([generation] if generation is not None else list(self._reads)):
+            token = self._reads.pop(key, None)
+            if token is not None:
+                foreground.done(token)
+
+    def release_foreground(self) -> None:
+        """Nobody waits for what this session reads now (its page left, or it dozes)."""
+        self._release_read(None)
 
     def _schedule(self, callback) -> None:
         scheduler = self.scheduler
@@ -488,19 +503,23 @@ class Session(param.Parameterized):
                 self._loaded(generation, info, hdu, arrived, image, None)
                 return
         self.loading = True
-        foreground.busy(self)  # until the batch showing it is over (see _loaded)
-        self._submit(
-            functools.partial(self._read, info, hdu),
-            functools.partial(self._loaded, generation, info, hdu, arrived),
-        )
+        token = self._reads[generation] = _Read()
+        foreground.busy(token)  # until the batch showing it is over (see _loaded)
+        try:
+            self._submit(
+                functools.partial(self._read, info, hdu),
+                functools.partial(self._loaded, generation, info, hdu, arrived),
+            )
+        except BaseException:
+            self._release_read(generation)
+            raise
 
     def _loaded(self, generation, info, hdu, arrived, image, error) -> None:
         log.debug("read %s", info.key)
         if error is not None and not isinstance(error, QuickAnalysisError):
             log.error("reading %s failed", info.key, exc_info=error)
-        if generation == self._generation:  # not superseded by a read still in flight
-            # Shown in this batch: background work may go on once it is sent (the next tick).
-            self._schedule(functools.partial(foreground.done, self))
+        # Shown in this batch: background work may go on once it is sent (the next tick).
+        self._schedule(functools.partial(self._release_read, generation))
         shown = self._finish(generation, info, hdu, arrived, image, error)
         if not shown and error is not None:
             self.advance()  # go on with the next frame (failed ones are skipped)
