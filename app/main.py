@@ -28,6 +28,7 @@ from app.settings import get_settings
 from app.state import get_feed, get_quality_service, get_store
 from components.errors import QuickAnalysisError
 from components.sources.base import check_directory
+from components.views.batch import lazy_freezes
 from components.views.layout import Dashboard
 from components.views.sky import link_options, query_argument as _argument
 from components.views.state import Session
@@ -38,6 +39,7 @@ log = logging.getLogger("quickanalysis")
 
 pn.extension(design="native", theme="dark", notifications=False)
 keep_stylesheets_local()  # no stylesheet from cdn.holoviz.org (see app/offline.py)
+lazy_freezes()  # Bokeh walks a page's models only when their graph changed (components/views/batch.py)
 hv.extension("bokeh", logo=False)
 hv.renderer("bokeh").theme = "dark_minimal"
 # Canvas, not WebGL (HoloViews' default since holoviz/holoviews#5708): the plots are an

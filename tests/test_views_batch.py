@@ -102,14 +102,17 @@ def test_from_another_thread_it_is_bokehs_own_freeze(doc):
     column = doc.roots[0]
     seen = []
 
+    div = Div(text="from a thread")
+
     def other():
         with models_frozen(doc):
             seen.append("invalidate" in vars(doc.models))
-            column.children[0].text = "values only"
+            column.children = [*column.children, div]
     thread = threading.Thread(target=other)
     thread.start()
     thread.join()
-    assert seen == [False] and doc.walks == [1]  # no note taken: Bokeh walks at the end
+    assert seen == [False]  # no note on the document: Bokeh's own freeze...
+    assert doc.models._freeze_count == 0 and doc.get_model_by_id(div.id) is div  # ...which walked
 
 
 def test_an_error_inside_still_unfreezes_and_walks(doc):
@@ -171,3 +174,26 @@ def test_a_page_keeps_the_stylesheet_models_it_was_built_with_once_adopted(adopt
         kept = [any(sheet is old for sheet in model.stylesheets) for old in built_with]
     # Without adoption Panel swaps them for new models on the first update (a new model graph).
     assert all(kept) if adopted else not all(kept)
+
+
+def test_with_lazy_freezes_bokehs_own_freeze_walks_only_when_the_graph_changed(doc):
+    from components.views.batch import lazy_freezes
+
+    lazy_freezes()  # what the app does at start (also for HoloViews' and Panel's freezes)
+    lazy_freezes()  # idempotent
+    column = doc.roots[0]
+    with doc.models.freeze():
+        with doc.models.freeze():
+            column.children[0].text = "values only"
+    assert doc.walks == []
+    div = Div(text="new")
+    with doc.models.freeze():
+        column.children = [*column.children, div]
+    assert doc.walks == [1] and doc.get_model_by_id(div.id) is div
+    root = Div(text="root")
+    doc.add_root(root)  # freezes inside, without invalidating: the roots differ
+    assert len(doc.walks) == 2 and doc.get_model_by_id(root.id) is root
+    doc.remove_root(root)
+    assert len(doc.walks) == 3 and doc.get_model_by_id(root.id) is None
+    column.children = [column.children[0]]  # unfrozen: Bokeh walks at once, as ever
+    assert len(doc.walks) == 4 and doc.get_model_by_id(div.id) is None

