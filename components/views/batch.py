@@ -1,18 +1,25 @@
-"""One held batch of changes to a served page, walking the document's models only if needed.
+"""Changes to a served page in one batch, walking the document's models only if needed.
 
 Bokeh keeps the set of a document's models by walking every model from the
 roots (``DocumentModelManager.recompute``). On this dashboard's page (about
-580 models) one walk takes 0.09-0.23 s of the server's loop, measured. Bokeh
-walks after every change that touches a model reference, unless the document
-is frozen; ``doc.models.freeze()`` (what ``pn.io.hold(..., freeze=True)``
-uses) then walks once when it ends, *whether or not* anything changed the
-model graph. Most of this dashboard's updates change values only (a text, a
-data source's columns, a colour mapper's limits): with a new frame shown in
-two tabs, five of those walks were made for nothing (1 s of the loop).
+500 models) one walk takes 0.06-0.23 s of the server's loop, measured. Bokeh
+walks after every change that replaces a model reference, unless the document
+is frozen; a freeze (``doc.models.freeze()``: ``pn.io.hold(..., freeze=True)``,
+HoloViews' plot updates, Panel's model updates) then walks once when it ends,
+*whether or not* anything changed the model graph. Most of this dashboard's
+updates change values only (a text, a data source's columns, a colour
+mapper's limits): with a new frame shown in two tabs, five of those walks were
+made for nothing (1 s of the loop).
 
-:func:`held` freezes the same way, notes whether Bokeh asked for a walk
-(``Model.trigger`` calls ``doc.models.invalidate()`` exactly when a value or
-reference it replaces holds a model) and walks once at the end only then.
+* :func:`held` (the dashboard's batches) and :func:`models_frozen` freeze the
+  same way, note whether Bokeh asked for a walk (``Model.trigger`` calls
+  ``doc.models.invalidate()`` exactly when a value or reference it replaces
+  holds a model, and adding or removing a root changes the roots) and walk
+  once at the end only then.
+* :func:`lazy_freezes`, called once by the app, gives every freeze that rule.
+* :func:`adopt_stylesheets` keeps Panel from swapping a page's stylesheet
+  models on the first update of each pane (a graph change, and so a walk).
+
 Upstream: bokeh/bokeh#11707 (open: the walk scales with the whole document).
 """
 
@@ -143,9 +150,9 @@ def adopt_stylesheets(doc) -> int:
     is added to its document, from a cache of its own it then forgets
     (``Design._apply_hooks`` in ``panel/theme/base.py``, ``root.document`` is
     None). The first update of each pane then swapped three stylesheet models
-    for the document's cached ones: a new model graph (one walk, 0.06-0.2 s
-    each, eight of them on one page's first frame, measured) and stylesheets
-    the browser applies again. Filling the document's cache with the models
+    for the document's cached ones: a new model graph (one walk of 0.06-0.2 s
+    each; eight while one page showed its first frame, measured) and
+    stylesheets the browser applies again. Filling the document's cache with the models
     in place ends that. Upstream: holoviz/panel#5278 ("Avoid needlessly
     updating stylesheets") fixed the other cases; this one remains in Panel 1.9.4.
     """
@@ -153,10 +160,9 @@ def adopt_stylesheets(doc) -> int:
     from panel.io.resources import CDN_DIST, get_dist_path
     from panel.io.state import state
 
-    local = get_dist_path(cdn=False)
-
     if doc is None or not hasattr(doc, "models"):
         return 0
+    local = get_dist_path(cdn=False)
     cache = state._stylesheets.get(doc)
     if cache is None:
         state._stylesheets[doc] = cache = {}
