@@ -46,7 +46,7 @@ class Foreground:
             return len(self._holders)
 
     def busy(self, token) -> None:
-        """``token`` (a page's session, say) has foreground work in flight; idempotent."""
+        """``token`` (one frame read by a page, say) is foreground work in flight; idempotent."""
         with self._condition:
             self._holders.add(token)
 

@@ -96,7 +96,7 @@ def test_a_nested_freeze_left_open_by_an_error_is_closed_at_the_end(doc):
     assert doc.walks == [1]  # Bokeh walks again on its own
 
 
-def test_from_another_thread_it_is_bokehs_own_freeze(doc):
+def test_from_another_thread_a_new_model_is_walked_too(doc):
     import threading
 
     column = doc.roots[0]
@@ -111,7 +111,7 @@ def test_from_another_thread_it_is_bokehs_own_freeze(doc):
     thread = threading.Thread(target=other)
     thread.start()
     thread.join()
-    assert seen == [False]  # no note on the document: Bokeh's own freeze...
+    assert seen == [False]  # no note kept on the document itself: Bokeh's own freeze...
     assert doc.models._freeze_count == 0 and doc.get_model_by_id(div.id) is div  # ...which walked
 
 

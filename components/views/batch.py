@@ -11,12 +11,13 @@ updates change values only (a text, a data source's columns, a colour
 mapper's limits): with a new frame shown in two tabs, five of those walks were
 made for nothing (1 s of the loop).
 
-* :func:`held` (the dashboard's batches) and :func:`models_frozen` freeze the
-  same way, note whether Bokeh asked for a walk (``Model.trigger`` calls
+* :func:`lazy_freezes`, called once by the app, gives every freeze the rule:
+  it notes whether Bokeh asked for a walk (``Model.trigger`` calls
   ``doc.models.invalidate()`` exactly when a value or reference it replaces
-  holds a model, and adding or removing a root changes the roots) and walk
-  once at the end only then.
-* :func:`lazy_freezes`, called once by the app, gives every freeze that rule.
+  holds a model; adding or removing a root changes the roots) and walks once
+  at the end only then.
+* :func:`held` (the dashboard's batches) and :func:`models_frozen` freeze
+  that way, and close a nested freeze an error left open.
 * :func:`adopt_stylesheets` keeps Panel from swapping a page's stylesheet
   models on the first update of each pane (a graph change, and so a walk).
 
@@ -26,7 +27,6 @@ Upstream: bokeh/bokeh#11707 (open: the walk scales with the whole document).
 from __future__ import annotations
 
 import contextlib
-import threading
 
 import panel as pn
 
@@ -37,8 +37,11 @@ __all__ = ["adopt_stylesheets", "held", "lazy_freezes", "models_frozen"]
 def models_frozen(doc):
     """Freeze ``doc``'s model graph; recompute it at the end only if a change invalidated it.
 
-    Nested freezes (Panel's ``freeze_doc``, HoloViews' plot updates, another
-    :func:`models_frozen`) end inside this one and so never walk.
+    Bokeh's own freeze with :func:`lazy_freezes`' rule (installed on first
+    use), plus a repair: a nested freeze that an error left open (Bokeh's and
+    Panel's do not unfreeze on an error) is closed too, so the document walks
+    again. Nested freezes (Panel's ``freeze_doc``, HoloViews' plot updates,
+    another :func:`models_frozen`) end inside this one and so never walk.
 
     Examples
     --------
@@ -54,45 +57,25 @@ def models_frozen(doc):
     if models is None or not hasattr(models, "_push_freeze"):
         yield
         return
-    if "invalidate" in vars(models):  # nested in another models_frozen: it walks at its end
-        models._push_freeze()
-        try:
-            yield
-        finally:
-            models._pop_freeze()
-        return
-    if threading.get_ident() != _loop_thread():
-        with models.freeze():  # the note on invalidate below is not thread-safe: Bokeh's own freeze
-            yield
-        return
+    lazy_freezes()
     base = models._freeze_count
-    dirty, roots = [], None
+    models._push_freeze()
     try:
-        models.invalidate = lambda: dirty.append(True)
-        # Adding or removing a root freezes and walks without invalidating: compare them.
-        roots = list(doc.roots)
-        models._push_freeze()
         yield
     finally:
-        vars(models).pop("invalidate", None)
-        # Also after an error in a nested Panel or Bokeh freeze, which does not unfreeze.
-        models._freeze_count = base
-        if dirty or list(doc.roots) != roots:
-            if base == 0:
-                models.recompute()
-            else:  # inside Bokeh's freeze: tell it (with lazy_freezes it walks only if told)
-                type(models).invalidate(models)
+        models._freeze_count = base + 1
+        models._pop_freeze()
 
 
 def lazy_freezes() -> None:
     """Make every freeze of a document walk at its end only if the graph changed (idempotent).
 
-    :func:`models_frozen` does so for this dashboard's own batches; the freezes
-    of HoloViews' plot updates (``hold_render``) and of Panel's model updates
-    (``freeze_doc``) still walked every time they ended: five to eight walks
-    while a page connected, one per wheel zoom. The same rule (a change that
-    replaces a model reference, or the roots changing, needs a walk; nothing
-    else does) is patched into Bokeh's ``DocumentModelManager``. Measured with
+    Not only this dashboard's batches: the freezes of HoloViews' plot updates
+    (``hold_render``) and of Panel's model updates (``freeze_doc``) walked
+    every time they ended, five to eight walks while a page connected, one per
+    wheel zoom. The rule (a change that replaces a model reference, or the
+    roots changing, needs a walk; nothing else does) is patched into Bokeh's
+    ``DocumentModelManager``. Measured with
     one page on this 2-core machine: 14 walks in a page load, two drawn shapes
     and a new frame before, 6 after; box drawn -> statistics 0.14-0.17 s before,
     0.035-0.04 s after. Upstream: bokeh/bokeh#11707.
@@ -125,11 +108,6 @@ def lazy_freezes() -> None:
 
     Manager._push_freeze, Manager._pop_freeze, Manager.invalidate = _push_freeze, _pop_freeze, invalidate
     Manager._qa_lazy = True
-
-
-def _loop_thread() -> int | None:
-    """The thread of the server's event loop (Panel's), where sessions' documents are changed."""
-    return pn.state._thread_id or threading.main_thread().ident
 
 
 @contextlib.contextmanager

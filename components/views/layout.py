@@ -396,9 +396,7 @@ class Dashboard(pn.viewable.Viewer):
         """
         if self.session.error:
             return False
-        self._dozing = True
-        self.session.disconnect()
-        self.session.release_foreground()
+        self.leave()
         return True
 
     def leave(self) -> None:
